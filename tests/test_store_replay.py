@@ -1,0 +1,178 @@
+"""Replaying what a keyspace propagates rebuilds it; so does loading its snapshot."""
+
+import random
+
+import pytest
+
+from workbench.resp import ReplyError, RequestParser, encode_command
+from workbench.store import Keyspace
+from workbench.store.snapshot import CHUNK, dump, dump_commands, load
+
+KEYS = [b"k%d" % i for i in range(8)]
+FIELDS = [b"f%d" % i for i in range(4)]
+
+
+def random_command(rng: random.Random) -> list:
+    """One command, mostly writes, with arguments that sometimes fail or change nothing."""
+    k, k2 = rng.choice(KEYS), rng.choice(KEYS)
+    f = rng.choice(FIELDS)
+    v = b"%d" % rng.randrange(-5, 20)
+    n = b"%d" % rng.randrange(0, 4)
+    ms = b"%d" % rng.randrange(-200, 2_000)
+    choices = [
+        [b"SET", k, v], [b"SET", k, v, b"PX", b"%d" % rng.randrange(1, 2_000)],
+        [b"SET", k, v, b"EX", b"1", b"GET"], [b"SET", k, v, b"KEEPTTL"], [b"SET", k, v, b"NX"],
+        [b"SET", k, v, b"XX", b"GET"], [b"SETEX", k, b"1", v], [b"SETNX", k, v],
+        [b"GETSET", k, v], [b"GETDEL", k], [b"MSET", k, v, k2, v], [b"MSETNX", k, v, k2, v],
+        [b"INCR", k], [b"INCRBY", k, v], [b"DECRBY", k, v], [b"INCRBYFLOAT", k, b"0.1"],
+        [b"APPEND", k, v], [b"DEL", k, k2], [b"UNLINK", k], [b"RENAME", k, k2],
+        [b"RENAMENX", k, k2], [b"EXPIRE", k, b"1"], [b"PEXPIRE", k, ms],
+        [b"PEXPIRE", k, ms, rng.choice([b"NX", b"XX", b"GT", b"LT"])],
+        [b"EXPIREAT", k, b"0"], [b"PERSIST", k],
+        [b"HSET", k, f, v, rng.choice(FIELDS), v], [b"HDEL", k, f], [b"HINCRBY", k, f, v],
+        [b"HINCRBYFLOAT", k, f, b"1.5"], [b"HSETNX", k, f, v],
+        [b"LPUSH", k, v, v + b"x"], [b"RPUSH", k, v], [b"LPOP", k], [b"RPOP", k, n],
+        [b"LPUSHX", k, v], [b"SADD", k, v, b"%d" % rng.randrange(10)], [b"SREM", k, v],
+        [b"SPOP", k], [b"SPOP", k, n],
+        [b"GET", k], [b"TTL", k], [b"EXISTS", k, k2], [b"LRANGE", k, b"0", b"-1"],
+        [b"HGETALL", k], [b"SMEMBERS", k], [b"KEYS", b"k*"], [b"SCAN", b"0"], [b"RANDOMKEY"],
+    ]
+    if rng.random() < 0.01:
+        return [rng.choice([b"FLUSHDB", b"FLUSHALL"])]
+    return rng.choice(choices)
+
+
+def stream_of(log) -> bytes:
+    """The bytes a primary would send: propagated commands with SELECT on a db change."""
+    out, current = [], None
+    for db, commands in log:
+        if commands and db != current:
+            out.append(encode_command([b"SELECT", b"%d" % db]))
+            current = db
+        out.extend(encode_command(c) for c in commands)
+    return b"".join(out)
+
+
+def assert_same(a: Keyspace, b: Keyspace) -> None:
+    for da, db_ in zip(a.dbs, b.dbs):
+        assert da.data == db_.data, da.id
+        assert da.expires == db_.expires, da.id
+
+
+def run_workload(seed: int, steps: int):
+    rng = random.Random(seed)
+    primary = Keyspace(databases=3)
+    log, now = [], 1_000_000
+    effects = set()     # (command, what it propagated as)
+    for _ in range(steps):
+        now += rng.randrange(0, 300)
+        db = rng.choice([0, 0, 0, 1, 2])
+        argv = random_command(rng)
+        out = primary.execute(argv, db=db, now_ms=now)
+        log.append((db, out.propagate))
+        if out.propagate:
+            effects.add((argv[0], out.propagate[-1][0]))
+    return primary, log, now, rng, effects
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_replaying_the_propagated_stream_rebuilds_the_keyspace(seed):
+    primary, log, now, rng, _ = run_workload(seed, 1_500)
+    replica = Keyspace(databases=3)
+    data = stream_of(log)
+    # the replica applies in pieces, lagging by seconds: it must not expire on its own
+    cut = rng.randrange(len(data))
+    parser = RequestParser()
+    db = 0
+    for piece in (data[:cut], data[cut:]):
+        for argv in parser.feed(piece):
+            if argv[0] == b"SELECT":
+                db = int(argv[1])
+                continue
+            out = replica.execute(argv, db=db, now_ms=now + 5_000, replica=True)
+            assert not isinstance(out.reply, ReplyError), (argv, out.reply)
+    assert_same(primary, replica)
+
+
+def test_workload_exercises_the_rewritten_forms():
+    effects = set().union(*(run_workload(seed, 1_500)[4] for seed in range(6)))
+    assert {(b"SPOP", b"SREM"), (b"SPOP", b"DEL"), (b"PEXPIRE", b"PEXPIREAT"),
+            (b"EXPIRE", b"DEL"), (b"GET", b"DEL"), (b"INCRBYFLOAT", b"SET"),
+            (b"HINCRBYFLOAT", b"HSET"), (b"SETEX", b"SET"), (b"FLUSHALL", b"FLUSHALL")} <= effects
+
+
+def test_replay_at_the_primarys_own_times_as_a_non_replica():
+    rng = random.Random(99)
+    primary, follower = Keyspace(databases=3), Keyspace(databases=3)
+    now = 0
+    for _ in range(1_000):
+        now += rng.randrange(0, 300)
+        db = rng.choice([0, 1])
+        for argv in primary.execute(random_command(rng), db=db, now_ms=now).propagate:
+            follower.execute(argv, db=db, now_ms=now)
+    assert_same(primary, follower)
+
+
+def test_propagated_commands_are_deterministic_forms():
+    _, log, _, _, _ = run_workload(11, 2_000)
+    names = {cmds[0] for _, batch in log for cmds in batch}
+    assert not names & {b"SPOP", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"SETEX",
+                        b"INCRBYFLOAT", b"HINCRBYFLOAT", b"GETSET", b"GETDEL"}
+    for _, batch in log:
+        for argv in batch:
+            if argv[0] == b"SET":
+                assert not {b"EX", b"PX", b"GET"} & {a.upper() for a in argv[3:]}
+
+
+# -- snapshots ------------------------------------------------------------------------------
+def live_view(ks: Keyspace, now_ms: int):
+    return [({k: v for k, v in d.data.items() if d.expires.get(k, now_ms + 1) > now_ms},
+             {k: w for k, w in d.expires.items() if w > now_ms}) for d in ks.dbs]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_snapshot_round_trip(seed):
+    primary, _, now, _, _ = run_workload(100 + seed, 1_500)
+    copy = Keyspace(databases=3)
+    load(copy, dump(primary, now), now)
+    assert live_view(copy, now) == live_view(primary, now)
+    assert [(d.data, d.expires) for d in copy.dbs] == live_view(primary, now)
+
+
+def test_snapshot_format():
+    ks = Keyspace()
+    ks.execute([b"RPUSH", b"big", *[b"%d" % i for i in range(300)]], db=3, now_ms=0)
+    ks.execute([b"HSET", b"h", *[x for i in range(200) for x in (b"f%d" % i, b"v")]], db=3,
+               now_ms=0)
+    ks.execute([b"SET", b"s", b"v", b"PX", b"500"], db=3, now_ms=0)
+    ks.execute([b"SET", b"gone", b"v", b"PX", b"10"], db=3, now_ms=0)
+    ks.execute([b"SADD", b"set", b"m"], db=0, now_ms=0)
+    commands = list(dump_commands(ks, 100))
+    assert commands[0] == [b"SELECT", b"0"] and commands[1] == [b"SADD", b"set", b"m"]
+    assert commands[2] == [b"SELECT", b"3"]
+    pushes = [c for c in commands if c[0] == b"RPUSH"]
+    assert [len(c) - 2 for c in pushes] == [CHUNK, CHUNK, 300 - 2 * CHUNK]
+    assert [int(x) for c in pushes for x in c[2:]] == list(range(300))
+    assert [(len(c) - 2) // 2 for c in commands if c[0] == b"HSET"] == [CHUNK, 200 - CHUNK]
+    assert commands[-2:] == [[b"SET", b"s", b"v"], [b"PEXPIREAT", b"s", b"500"]]
+    assert not any(b"gone" in c for c in commands)
+    assert dump(Keyspace(), 0) == b""
+
+
+def test_snapshot_load_keeps_keys_that_expire_while_loading():
+    ks = Keyspace()
+    ks.execute([b"RPUSH", b"l", *[b"x"] * 300], now_ms=0)
+    ks.execute([b"PEXPIRE", b"l", b"1000"], now_ms=0)
+    copy = Keyspace()
+    load(copy, dump(ks, 0), now_ms=5_000)     # the key's time passes during the transfer
+    assert len(copy.dbs[0].data[b"l"]) == 300 and copy.dbs[0].expires[b"l"] == 1_000
+
+
+def test_snapshot_load_rejects_bad_input():
+    data = encode_command([b"SET", b"a", b"1"]) + b"*2\r\n$3\r\nDEL"
+    with pytest.raises(ValueError):
+        load(Keyspace(), data, 0)
+    with pytest.raises(ValueError):
+        load(Keyspace(), encode_command([b"SELECT", b"99"]), 0)
+    with pytest.raises(ValueError):
+        load(Keyspace(), encode_command([b"NOSUCH"]), 0)

@@ -1,0 +1,220 @@
+"""The facade users touch: start a cluster of real nodes, break it, read its state.
+
+::
+
+    import workbench as wb
+
+    with wb.Cluster(mode="async", nodes=3) as c:
+        r = c.client()                 # redis.Redis connected to the primary
+        r.set("k", "v")
+        c.partition(["n1"], ["n2", "n3"])
+        ...
+        c.heal()
+
+All nodes run on one background event-loop thread (see :mod:`workbench.runtime`), so
+synchronous code -- a notebook cell, a test -- can use ``redis-py`` against them freely.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .events import EventBus
+from .faults.network import Network
+from .node import Node
+from .runtime import BackgroundLoop
+from .server.config import validate_overrides
+
+# What each mode sets on every node; the user's keywords come on top.
+MODE_CONFIGS = {
+    "async": {"appendonly": "yes", "appendfsync": "everysec"},
+}
+PLANNED_MODES = ("aof", "sync", "raft")
+CLUSTER_KEYWORDS = ("down_after_ms",)
+
+
+class Cluster:
+    """``nodes`` real servers in ``mode``; ``data_dir=None`` uses a fresh temp dir."""
+
+    def __init__(self, mode: str = "async", nodes: int = 3, data_dir: str | None = None, *,
+                 down_after_ms: int = 1000, **configs):
+        if mode not in MODE_CONFIGS:
+            known = ", ".join(repr(m) for m in MODE_CONFIGS)
+            later = ", ".join(repr(m) for m in PLANNED_MODES)
+            raise ValueError(f"unknown mode {mode!r}; accepted: {known} "
+                             f"(planned, not yet available: {later})")
+        if not isinstance(nodes, int) or not 1 <= nodes <= 9:
+            raise ValueError(f"nodes must be an integer from 1 to 9, not {nodes!r}")
+        if int(down_after_ms) < 100:
+            raise ValueError("down_after_ms must be at least 100")
+        try:
+            overrides = validate_overrides(configs)
+        except ValueError as err:
+            raise ValueError(f"{err}; cluster keywords: {', '.join(CLUSTER_KEYWORDS)}") from None
+        self.mode = mode
+        self.down_after_ms = int(down_after_ms)
+        self.monitored = nodes > 1
+        self._own_dir = data_dir is None
+        self.data_dir = tempfile.mkdtemp(prefix="workbench-") if data_dir is None else data_dir
+        self.events = EventBus()
+        self.runtime = BackgroundLoop(name=f"workbench-{mode}")
+        self.names = [f"n{i + 1}" for i in range(nodes)]
+        node_configs = {**MODE_CONFIGS[mode], **overrides}
+        self.nodes = [Node(self, n, os.path.join(self.data_dir, n), node_configs)
+                      for n in self.names]
+        self.network: Network | None = None
+        self._closed = False
+        try:
+            self.runtime.run(self._start(), timeout=30)
+            self.wait_until(self._replicas_online, timeout=15,
+                            what="replicas to finish their first sync")
+        except BaseException:
+            self.close()
+            raise
+
+    async def _start(self) -> None:
+        self.network = Network(self.names, lambda name: self.node(name).port, self.events)
+        await self.network.start()
+        first = self.nodes[0]
+        await first._start()
+        first.save_role(("primary",))
+        for node in self.nodes[1:]:
+            await node._start(replica_of=first.name)
+
+    def _replicas_online(self) -> bool:
+        primary = self.nodes[0].server
+        return primary is not None and len(
+            [r for r in primary.repl.replicas if r.state == "online"]) == len(self.nodes) - 1
+
+    # -- context manager and teardown -------------------------------------------------
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every node and the loop; remove the data dir if the cluster made it."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def stop_all():
+            for node in self.nodes:
+                await node._kill(False)
+            if self.network is not None:
+                await self.network.close()
+
+        try:
+            self.runtime.run(stop_all(), timeout=15)
+        except Exception:
+            pass
+        self.runtime.stop()
+        self.events.close()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # -- finding nodes ----------------------------------------------------------------
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no node {name!r}; nodes are {self.names}")
+
+    def _resolve(self, node) -> Node:
+        return self.node(node) if isinstance(node, str) else node
+
+    def current_primary(self) -> Node | None:
+        """The node that serves writes now, without waiting (``None`` if unclear).
+
+        During a split brain two nodes may both accept writes; the one the highest
+        monitor configuration names is the primary the cluster will keep.
+        """
+        return self.runtime.call(self._primary_on_loop)
+
+    def _primary_on_loop(self) -> Node | None:
+        primaries = [n for n in self.nodes if n.role == "primary"]
+        configs = [(n.monitor.epoch, n.monitor.primary) for n in self.nodes
+                   if n.monitor is not None]
+        if configs:
+            _, name = max(configs)
+            chosen = self.node(name)
+            if chosen in primaries:
+                return chosen
+        return primaries[0] if len(primaries) == 1 else None
+
+    def primary(self, timeout: float = 5) -> Node:
+        """The node serving writes now; waits up to ``timeout`` seconds for one."""
+        found = []
+
+        def check():
+            p = self._primary_on_loop()
+            if p is not None:
+                found.append(p)
+                return True
+            return False
+        self.wait_until(check, timeout=timeout, what="a primary")
+        return found[-1]
+
+    def client(self, node=None, **kwargs) -> redis.Redis:
+        """A ``redis.Redis`` to ``node`` (default: the primary) that fails fast."""
+        target = self.primary() if node is None else self._resolve(node)
+        options = dict(host="127.0.0.1", port=target.port, socket_timeout=5,
+                       socket_connect_timeout=5, retry=Retry(NoBackoff(), 0),
+                       decode_responses=True)
+        options.update(kwargs)
+        return redis.Redis(**options)
+
+    # -- faults -------------------------------------------------------------------------
+    def partition(self, *groups) -> None:
+        """Cut node-to-node links between the groups (clients still reach every node).
+
+        ``c.partition(["n1"], ["n2", "n3"])``; nodes not named form one more group.
+        """
+        names = [[self._resolve(n).name for n in g] for g in groups]
+        self.runtime.call(self.network.partition, *names)
+
+    def heal(self) -> None:
+        self.runtime.call(self.network.heal)
+
+    # -- waiting on conditions ------------------------------------------------------------
+    def wait_until(self, condition, *, timeout: float, what: str = "the condition",
+                   interval: float = 0.02) -> None:
+        """Poll ``condition()`` (run on the loop thread, so it may read node state)
+        until it is true; raise ``TimeoutError`` naming ``what``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.runtime.call(condition):
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(interval)
+
+    # -- state for viewers --------------------------------------------------------------
+    def snapshot(self) -> dict:
+        """A plain-data picture of every node, taken consistently on the loop thread."""
+        def take():
+            out = {}
+            for n in self.nodes:
+                s = n.server
+                out[n.name] = {
+                    "name": n.name, "port": n.port, "alive": s is not None, "role": n.role,
+                    "offset": s.repl.offset if s else None,
+                    "keys": s.keyspace.key_count() if s else None,
+                    "aof_written": s.aof.written_size if s and s.aof else None,
+                    "aof_fsynced": s.aof.fsynced_size if s and s.aof else None,
+                    "link": s.link.status if s and s.link else None,
+                    "primary": s.link.primary_name if s and s.link else None,
+                    "epoch": n.monitor.epoch if n.monitor else None,
+                    "monitor_primary": n.monitor.primary if n.monitor else None,
+                }
+            out["_partition"] = self.network.groups if self.network else ()
+            return out
+        return self.runtime.call(take)

@@ -1,0 +1,201 @@
+"""Typed events for every state change, and the bus that delivers them.
+
+Nodes publish from the event-loop thread; each subscriber gets its events on a thread
+of its own, so a slow notebook chart never slows a node. A subscriber's queue is
+bounded: when it falls behind, the oldest events are dropped and the next delivery is
+an :class:`EventsDropped` saying how many.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    node: str
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted(Event):
+    port: int
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKilled(Event):
+    power_loss: bool
+    lost_bytes: int = 0   # bytes of files that were written but not fsynced
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRestarted(Event):
+    port: int
+    loaded_commands: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanged(Event):
+    role: str                 # "master" or "slave", Valkey's words
+    primary: str | None       # the node replicated from, for a replica
+
+
+@dataclass(frozen=True, slots=True)
+class CommandExecuted(Event):
+    command: str
+    db: int
+    keys: tuple
+    offset: int               # the replication offset after the command
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRejected(Event):
+    command: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaLinkChanged(Event):
+    primary: str
+    status: str               # "connecting", "sync", "connected", "down"
+    full_sync: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaAcked(Event):
+    replica: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class FsyncDone(Event):
+    fsynced_bytes: int
+    offset: int               # the replication offset now covered by an fsync
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class PrimaryDown(Event):
+    primary: str
+    objective: bool           # True when a majority of monitors agree (ODOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverBegun(Event):
+    old_primary: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverDone(Event):
+    old_primary: str
+    new_primary: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Partitioned(Event):
+    groups: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class Healed(Event):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class EventsDropped(Event):
+    count: int
+
+
+class Subscription:
+    """One subscriber: a bounded queue and a daemon thread calling ``callback``."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, callback: Callable[[Event], None], max_queue: int):
+        self.callback = callback
+        self.max_queue = max_queue
+        self.dropped = 0
+        self._queue: deque = deque()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"workbench-events-{next(self._ids)}")
+        self._thread.start()
+
+    def offer(self, event: Event) -> None:
+        if len(self._queue) >= self.max_queue:
+            try:
+                self._queue.popleft()
+                self.dropped += 1
+            except IndexError:
+                pass
+        self._queue.append(event)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                if self.dropped:
+                    count, self.dropped = self.dropped, 0
+                    self._deliver(EventsDropped("bus", count=count))
+                try:
+                    event = self._queue.popleft()
+                except IndexError:
+                    break
+                self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        try:
+            self.callback(event)
+        except Exception:   # a broken subscriber must not stop the others
+            import traceback
+            traceback.print_exc()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+
+class EventBus:
+    """Fan-out of events to subscribers. ``publish`` is cheap when nobody listens."""
+
+    def __init__(self, max_queue: int = 10_000):
+        self.max_queue = max_queue
+        self._subscriptions: list[Subscription] = []
+        self.active = False
+
+    def subscribe(self, callback: Callable[[Event], None], *, max_queue: int | None = None
+                  ) -> Subscription:
+        sub = Subscription(callback, max_queue or self.max_queue)
+        self._subscriptions = self._subscriptions + [sub]
+        self.active = True
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.close()
+        self._subscriptions = [s for s in self._subscriptions if s is not sub]
+        self.active = bool(self._subscriptions)
+
+    def publish(self, event: Event) -> None:
+        for sub in self._subscriptions:
+            sub.offer(event)
+
+    def close(self) -> None:
+        for sub in self._subscriptions:
+            sub.close()
+        self._subscriptions = []
+        self.active = False

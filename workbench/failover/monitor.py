@@ -1,0 +1,252 @@
+"""The failover monitor: a Sentinel beside every node, as Valkey deployments run today.
+
+Each node has a co-located monitor. Monitors share one *configuration*: a config
+**epoch** and the name of the primary. Every ``ping_interval`` each monitor:
+
+1. pings every node through its own node's network links (so a monitor sees exactly
+   what its node sees: it sits on the same side of any partition);
+2. exchanges its configuration with the other monitors (``SENTINEL HELLO``) and adopts
+   any newer one -- the highest epoch wins;
+3. keeps its own node in line with the configuration: a node that is not the
+   configured primary is made a replica of it. This is how an old primary that
+   comes back after a partition or a crash is *demoted*, and why its writes from the
+   meantime vanish in the full resync that follows.
+
+When the primary has not answered for ``down_after_ms`` the monitor thinks it is down
+(SDOWN). It asks the others (``SENTINEL IS-MASTER-DOWN-BY-ADDR``) and, in the same
+message, asks for their vote for a new epoch; each monitor votes once per epoch. With a
+majority agreeing the primary is down (ODOWN) and a majority of votes, it is the
+failover leader: it promotes the **reachable** replica with the highest replication
+offset and announces the new configuration.
+
+Nothing here waits for writes to be safe. A minority primary keeps accepting writes
+(nobody told it anything), the majority promotes someone else, and when the partition
+heals the old primary's acknowledged writes are discarded. That is the lesson.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+from .. import events as ev
+from ..resp import ReplyError
+from .peer import PeerClient
+
+
+class Monitor:
+    def __init__(self, node, names: list[str], *, down_after_ms: int):
+        self.node = node
+        self.name = node.name
+        self.names = list(names)
+        self.down_after = down_after_ms / 1000
+        self.ping_interval = min(self.down_after / 5, 0.2)
+        self.quorum = len(self.names) // 2 + 1
+        self.epoch = 0
+        self.primary = self.names[0]
+        self.voted_epoch = 0
+        self.voted_for = ""
+        self.last_ok: dict[str, float] = {n: time.monotonic() for n in self.names}
+        self.peers = {n: PeerClient(lambda n=n: node.address_of(n)) for n in self.names
+                      if n != self.name}
+        self.failover_in_progress = False
+        self.next_failover_at = 0.0
+        self._task: asyncio.Task | None = None
+        self._path = os.path.join(node.data_dir, "monitor.json")
+        self._load()
+
+    # -- persistence: like Sentinel rewriting its config file --------------------------
+    def _load(self) -> None:
+        try:
+            with open(self._path) as f:
+                saved = json.load(f)
+            self.epoch, self.primary = saved["epoch"], saved["primary"]
+            self.voted_epoch, self.voted_for = saved["voted_epoch"], saved["voted_for"]
+        except (OSError, ValueError, KeyError):
+            pass
+
+    def _save(self) -> None:
+        from ..storage import atomic_write
+        atomic_write(self._path, json.dumps({
+            "epoch": self.epoch, "primary": self.primary,
+            "voted_epoch": self.voted_epoch, "voted_for": self.voted_for}).encode())
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        now = time.monotonic()
+        self.last_ok = {n: now for n in self.names}
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for peer in self.peers.values():
+            peer.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:   # a monitor must never die of one bad round
+                self.node.log(f"monitor round failed: {err!r}")
+
+    async def _tick(self) -> None:
+        timeout = max(self.ping_interval * 2, 0.1)
+        await asyncio.gather(*(self._ping(n, timeout) for n in self.peers))
+        self.last_ok[self.name] = time.monotonic()
+        await asyncio.gather(*(self._hello(n, timeout) for n in self.peers
+                               if self.reachable(n)))
+        self._reconcile_own_node()
+        if (self.primary != self.name and not self.reachable(self.primary)
+                and not self.failover_in_progress and time.monotonic() >= self.next_failover_at):
+            self.node.events.publish(ev.PrimaryDown(self.name, primary=self.primary,
+                                                    objective=False))
+            self.failover_in_progress = True
+            try:
+                await self._try_failover(timeout)
+            finally:
+                self.failover_in_progress = False
+
+    async def _ping(self, name: str, timeout: float) -> None:
+        try:
+            reply = await self.peers[name].call("PING", timeout=timeout)
+            if not isinstance(reply, ReplyError) or reply.prefix in ("LOADING", "NOAUTH"):
+                self.last_ok[name] = time.monotonic()
+        except (OSError, asyncio.TimeoutError, EOFError, ValueError):
+            pass
+
+    async def _hello(self, name: str, timeout: float) -> None:
+        try:
+            reply = await self.peers[name].call("SENTINEL", "HELLO", self.epoch, self.primary,
+                                                timeout=timeout)
+        except (OSError, asyncio.TimeoutError, EOFError, ValueError):
+            return
+        if isinstance(reply, list) and len(reply) == 2:
+            self.adopt(int(reply[0]), reply[1].decode())
+
+    def reachable(self, name: str) -> bool:
+        return time.monotonic() - self.last_ok.get(name, 0) < self.down_after
+
+    # -- configuration ----------------------------------------------------------------
+    def adopt(self, epoch: int, primary: str) -> None:
+        if epoch > self.epoch and primary in self.names:
+            self.node.log(f"monitor adopts epoch {epoch}: primary is {primary}")
+            self.epoch, self.primary = epoch, primary
+            self._save()
+            self._reconcile_own_node()
+
+    def _reconcile_own_node(self) -> None:
+        """Make this monitor's node agree with the configuration."""
+        server = self.node.server
+        if server is None:
+            return
+        if self.primary == self.name:
+            if server.link is not None and self.epoch > 0:
+                server.become_primary()
+            return
+        host, port = "127.0.0.1", self.node.port_of(self.primary)
+        link = server.link
+        if link is None or link.port != port:
+            self.node.log(f"monitor reconfigures {self.name} as a replica of {self.primary}")
+            server.become_replica(host, port)
+
+    # -- failover -----------------------------------------------------------------------
+    async def _try_failover(self, timeout: float) -> None:
+        old = self.primary
+        epoch = max(self.epoch, self.voted_epoch) + 1
+        self.voted_epoch, self.voted_for = epoch, self.name
+        self._save()
+        down, votes = 1, 1
+        for name, peer in self.peers.items():
+            if not self.reachable(name):
+                continue
+            try:
+                reply = await peer.call("SENTINEL", "IS-MASTER-DOWN-BY-ADDR", old, epoch,
+                                        self.name, timeout=timeout)
+            except (OSError, asyncio.TimeoutError, EOFError, ValueError):
+                continue
+            if isinstance(reply, list) and len(reply) == 3:
+                down += int(reply[0])
+                votes += int(reply[1] == self.name.encode() and int(reply[2]) == epoch)
+        self.node.log(f"monitor: {down}/{len(self.names)} agree {old} is down; "
+                      f"{votes} votes for {self.name} in epoch {epoch}")
+        if down < self.quorum:
+            self.next_failover_at = time.monotonic() + self.ping_interval
+            return
+        self.node.events.publish(ev.PrimaryDown(self.name, primary=old, objective=True))
+        if votes < self.quorum:
+            # someone else leads this epoch; back off before trying a higher one
+            self.next_failover_at = time.monotonic() + 2 * self.down_after \
+                + self.names.index(self.name) * self.ping_interval
+            return
+        self.node.events.publish(ev.FailoverBegun(self.name, old_primary=old, epoch=epoch))
+        chosen = await self._best_replica(old, timeout)
+        if chosen is None:
+            self.node.log("failover aborted: no reachable replica")
+            self.next_failover_at = time.monotonic() + self.down_after
+            return
+        if chosen == self.name:
+            self.node.server.become_primary()
+        else:
+            try:
+                await self.peers[chosen].call("REPLICAOF", "NO", "ONE", timeout=timeout)
+            except (OSError, asyncio.TimeoutError, EOFError):
+                self.next_failover_at = time.monotonic() + self.down_after
+                return
+        self.epoch, self.primary = epoch, chosen
+        self._save()
+        self.node.log(f"failover epoch {epoch}: promoted {chosen} (old primary {old})")
+        self.node.events.publish(ev.FailoverDone(self.name, old_primary=old, new_primary=chosen,
+                                                 epoch=epoch))
+        await asyncio.gather(*(self._hello(n, timeout) for n in self.peers if self.reachable(n)))
+        self._reconcile_own_node()
+
+    async def _best_replica(self, old: str, timeout: float) -> str | None:
+        """The reachable replica with the highest replication offset (ties: lowest name)."""
+        offsets = {}
+        server = self.node.server
+        if self.name != old and server is not None and server.link is not None:
+            offsets[self.name] = server.repl.offset
+        for name, peer in self.peers.items():
+            if name == old or not self.reachable(name):
+                continue
+            try:
+                role = await peer.call("ROLE", timeout=timeout)
+            except (OSError, asyncio.TimeoutError, EOFError, ValueError):
+                continue
+            if isinstance(role, list) and role and role[0] == b"slave":
+                offsets[name] = int(role[4])
+        if not offsets:
+            return None
+        return max(offsets, key=lambda n: (offsets[n], [-ord(c) for c in n]))
+
+    # -- what other monitors ask --------------------------------------------------------
+    def handle_command(self, args: list):
+        sub = args[0].upper() if args else b""
+        if sub == b"HELLO" and len(args) == 3:
+            self.adopt(int(args[1]), args[2].decode())
+            return [self.epoch, self.primary.encode()]
+        if sub == b"IS-MASTER-DOWN-BY-ADDR" and len(args) == 4:
+            primary, epoch, candidate = args[1].decode(), int(args[2]), args[3].decode()
+            down = 1 if (primary == self.primary and not self.reachable(primary)) else 0
+            if down and candidate != "*" and epoch > self.voted_epoch:
+                self.voted_epoch, self.voted_for = epoch, candidate
+                self._save()
+                if candidate != self.name:
+                    # Sentinel's rule: having voted for another leader, give it a whole
+                    # failover timeout before trying ourselves.
+                    self.next_failover_at = time.monotonic() + 2 * self.down_after
+            return [down, self.voted_for.encode() or b"*", self.voted_epoch]
+        if sub == b"CONFIG" and len(args) == 1:
+            return [self.epoch, self.primary.encode()]
+        return ReplyError("ERR Unknown sentinel subcommand "
+                          f"'{args[0].decode(errors='replace') if args else ''}'")
+
+    def snapshot(self) -> dict:
+        return {"epoch": self.epoch, "primary": self.primary,
+                "reachable": {n: self.reachable(n) for n in self.names}}

@@ -1,0 +1,48 @@
+"""A minimal RESP client for node-to-node talk (monitors' pings, votes and orders)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..resp import NEED_MORE, ReplyReader, encode_command
+
+
+class PeerClient:
+    """One connection to a peer, re-dialled after any failure. Calls are serialized."""
+
+    def __init__(self, address_fn):
+        self._address_fn = address_fn        # () -> (host, port), re-read at each dial
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._replies = ReplyReader()
+        self._lock = asyncio.Lock()
+
+    async def call(self, *argv, timeout: float):
+        """Send one command and return its reply; raise OSError or TimeoutError."""
+        args = [a if isinstance(a, bytes) else str(a).encode() for a in argv]
+        async with self._lock:
+            try:
+                return await asyncio.wait_for(self._call(args), timeout)
+            except (OSError, asyncio.TimeoutError, EOFError):
+                self.close()
+                raise
+
+    async def _call(self, argv):
+        if self._writer is None:
+            host, port = self._address_fn()
+            self._reader, self._writer = await asyncio.open_connection(host, port)
+            self._replies = ReplyReader()
+        self._writer.write(encode_command(argv))
+        while True:
+            value = self._replies.get()
+            if value is not NEED_MORE:
+                return value
+            data = await self._reader.read(65536)
+            if not data:
+                raise EOFError("peer closed the connection")
+            self._replies.feed(data)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.transport.abort()
+        self._reader = self._writer = None

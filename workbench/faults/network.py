@@ -1,0 +1,181 @@
+"""The network between nodes: one TCP proxy per directed link, which the nemesis can cut.
+
+Clients reach every node directly on its port. Node-to-node traffic -- replication and
+the failover monitors' pings and votes -- goes through a :class:`LinkProxy` for the
+ordered pair (from, to): node ``n1`` talks to ``n2`` by connecting to the proxy
+``n1->n2``, which forwards to ``n2``'s real port.
+
+Cutting a link models a network partition, not a crash: bytes stop flowing but
+connections stay open, exactly as TCP behaves when packets are dropped. Nobody is told;
+peers notice only through their own timeouts. When the link heals, the bytes that
+queued up flow again. New connections across a cut link hang in ``connect`` until it
+heals or the caller gives up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from ..events import EventBus, Healed, Partitioned
+
+
+class _Pipe(asyncio.Protocol):
+    """One direction-agnostic end of a proxied connection."""
+
+    def __init__(self, link: "LinkProxy", downstream: bool = False):
+        self.link = link
+        self.downstream = downstream
+        self.transport = None
+        self.peer: _Pipe | None = None
+        self.pending: list[bytes] = []
+
+    def connection_made(self, transport):
+        self.transport = transport
+        if self.link.cut:
+            transport.pause_reading()
+        if self.downstream:
+            asyncio.get_running_loop().create_task(self.link._connect_upstream(self))
+
+    def data_received(self, data):
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.write(data)
+        else:
+            self.pending.append(data)
+
+    def connection_lost(self, exc):
+        self.link.pipes.discard(self)
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+    def close(self):
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class LinkProxy:
+    """Forwards connections from ``src`` to ``dst``; ``cut`` stops every byte."""
+
+    def __init__(self, src: str, dst: str, target_port_of):
+        self.src, self.dst = src, dst
+        self._target_port_of = target_port_of
+        self.cut = False
+        self.port = 0
+        self.pipes: set[_Pipe] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._healed = asyncio.Event()
+        self._healed.set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def _accept(self) -> _Pipe:
+        downstream = _Pipe(self, downstream=True)
+        self.pipes.add(downstream)
+        return downstream
+
+    async def _connect_upstream(self, downstream: _Pipe) -> None:
+        await self._healed.wait()            # a connect across a cut link hangs
+        if downstream.transport is None or downstream.transport.is_closing():
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            _, upstream = await loop.create_connection(
+                lambda: _Pipe(self), "127.0.0.1", self._target_port_of(self.dst))
+        except OSError:                      # the destination node is down
+            downstream.close()
+            return
+        self.pipes.add(upstream)
+        upstream.peer, downstream.peer = downstream, upstream
+        for chunk in downstream.pending:
+            upstream.transport.write(chunk)
+        downstream.pending.clear()
+        if self.cut:
+            upstream.transport.pause_reading()
+            downstream.transport.pause_reading()
+
+    def set_cut(self, cut: bool) -> None:
+        self.cut = cut
+        for pipe in list(self.pipes):
+            if pipe.transport is None or pipe.transport.is_closing():
+                continue
+            if cut:
+                pipe.transport.pause_reading()
+            else:
+                pipe.transport.resume_reading()
+        if cut:
+            self._healed.clear()
+        else:
+            self._healed.set()
+
+    def drop_connections_to(self) -> None:
+        """Close every proxied connection (the destination crashed)."""
+        for pipe in list(self.pipes):
+            pipe.close()
+
+    async def close(self) -> None:
+        self.drop_connections_to()
+        if self._server is not None:
+            self._server.close()
+            self._healed.set()
+
+
+class Network:
+    """All links of one cluster. Lives on the cluster's event loop."""
+
+    def __init__(self, names: list[str], target_port_of, events: EventBus):
+        self.names = list(names)
+        self.events = events
+        self.links = {(a, b): LinkProxy(a, b, target_port_of)
+                      for a, b in itertools.permutations(self.names, 2)}
+        self.groups: tuple = ()
+
+    async def start(self) -> None:
+        for link in self.links.values():
+            await link.start()
+
+    def address(self, src: str, dst: str) -> tuple[str, int]:
+        """Where ``src`` must connect to reach ``dst``."""
+        return "127.0.0.1", self.links[(src, dst)].port
+
+    def node_for_proxy_port(self, src: str, port: int) -> str | None:
+        for (a, b), link in self.links.items():
+            if a == src and link.port == port:
+                return b
+        return None
+
+    def can_reach(self, src: str, dst: str) -> bool:
+        return src == dst or not self.links[(src, dst)].cut
+
+    def partition(self, *groups) -> None:
+        """Cut every link between different groups; nodes not named form one more group."""
+        groups = [list(g) for g in groups]
+        named = {n for g in groups for n in g}
+        unknown = named - set(self.names)
+        if unknown:
+            raise ValueError(f"unknown nodes {sorted(unknown)}; nodes are {self.names}")
+        rest = [n for n in self.names if n not in named]
+        if rest:
+            groups.append(rest)
+        side = {n: i for i, g in enumerate(groups) for n in g}
+        for (a, b), link in self.links.items():
+            link.set_cut(side[a] != side[b])
+        self.groups = tuple(tuple(g) for g in groups)
+        self.events.publish(Partitioned("network", groups=self.groups))
+
+    def heal(self) -> None:
+        for link in self.links.values():
+            link.set_cut(False)
+        self.groups = ()
+        self.events.publish(Healed("network"))
+
+    def node_crashed(self, name: str) -> None:
+        for (a, b), link in self.links.items():
+            if name in (a, b):
+                link.drop_connections_to()
+
+    async def close(self) -> None:
+        for link in self.links.values():
+            await link.close()

@@ -1,0 +1,159 @@
+"""A node of a cluster: a real server on a loopback port that can crash and come back.
+
+:class:`Node` is what users and tests hold. It outlives its incarnations: ``kill()``
+throws away the running :class:`~workbench.server.core.NodeServer` (memory, sockets,
+tasks -- and with ``power_loss=True`` the file bytes that were never fsynced), and
+``restart()`` builds a new one on the same port from what survived on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from . import events as ev
+from .failover.monitor import Monitor
+from .server import NodeServer
+from .server.config import Config
+from .storage import atomic_write
+
+
+class Node:
+    def __init__(self, cluster, name: str, data_dir: str, configs: dict[str, str]):
+        self.cluster = cluster
+        self.name = name
+        self.data_dir = data_dir
+        os.makedirs(data_dir, exist_ok=True)
+        self.config = Config({**configs, "dir": data_dir})
+        self.events: ev.EventBus = cluster.events
+        self.port = 0
+        self.server: NodeServer | None = None
+        self.monitor: Monitor | None = None
+        self.lost_bytes_total = 0
+        self._log: list[str] = []
+
+    def __repr__(self):
+        return f"<Node {self.name} port={self.port} role={self.role} alive={self.alive}>"
+
+    # -- what a user reads ------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.server is not None
+
+    @property
+    def role(self) -> str:
+        """``"primary"``, ``"replica"``, or ``"down"`` for a killed node."""
+        server = self.server
+        if server is None:
+            return "down"
+        return "replica" if server.link is not None else "primary"
+
+    @property
+    def loop(self):
+        return self.cluster.runtime.loop
+
+    # -- faults (synchronous, for cells and tests) -------------------------------------
+    def kill(self, power_loss: bool = False) -> None:
+        """Crash the node: sockets close abruptly and memory is gone. With
+        ``power_loss=True`` every file also loses what was written but not fsynced."""
+        self.cluster.runtime.run(self._kill(power_loss))
+
+    def restart(self) -> None:
+        """Start again on the same port from what is on disk; rejoin as the mode says."""
+        self.cluster.runtime.run(self._restart())
+
+    # -- the loop side -------------------------------------------------------------------
+    async def _start(self, replica_of: str | None = None) -> None:
+        server = NodeServer(self)
+        server.port = self.port
+        target = None
+        if replica_of is not None:
+            target = ("127.0.0.1", self.port_of(replica_of))
+        await server.start(target)
+        self.server = server
+        self.port = server.port
+        if self.cluster.monitored:
+            self.monitor = Monitor(self, self.cluster.names,
+                                   down_after_ms=self.cluster.down_after_ms)
+            self.monitor.start()
+        self.events.publish(ev.NodeStarted(self.name, port=self.port, role=server.role))
+
+    async def _kill(self, power_loss: bool) -> None:
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor = None
+        lost = server.kill(power_loss)
+        self.lost_bytes_total += lost
+        self._log.extend(server.log_lines)
+        self.events.publish(ev.NodeKilled(self.name, power_loss=power_loss, lost_bytes=lost))
+
+    async def _restart(self) -> None:
+        if self.server is not None:
+            await self._kill(False)
+        saved = self._saved_role()
+        primary = saved.get("primary") if saved.get("role") == "replica" else None
+        await self._start(replica_of=primary)
+        self.events.publish(ev.NodeRestarted(self.name, port=self.port,
+                                             loaded_commands=self.server.loaded_commands))
+
+    # -- services the server and the monitor ask of their node --------------------------
+    def port_of(self, name: str) -> int:
+        return self.cluster.node(name).port
+
+    def address_of(self, name: str) -> tuple[str, int]:
+        """Where this node connects to reach node ``name``: through the link proxy."""
+        return self.cluster.network.address(self.name, name)
+
+    def peer_name_for_port(self, port: int) -> str | None:
+        for node in self.cluster.nodes:
+            if node.port == port and node is not self:
+                return node.name
+        return None
+
+    def route_to(self, host: str, port: int) -> tuple[str, int]:
+        peer = self.peer_name_for_port(port)
+        if peer is not None and self.cluster.network is not None:
+            return self.address_of(peer)
+        return host, port
+
+    def save_role(self, role: tuple) -> None:
+        """Remember the role across restarts, as Valkey rewrites its config file."""
+        if role[0] == "replica":
+            data = {"role": "replica", "primary": self.peer_name_for_port(role[2])}
+        else:
+            data = {"role": "primary"}
+        atomic_write(os.path.join(self.data_dir, "node.json"), json.dumps(data).encode())
+
+    def _saved_role(self) -> dict:
+        try:
+            with open(os.path.join(self.data_dir, "node.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def apply_config(self, name: str, value: str) -> None:
+        self.config.set(name, value)
+        server = self.server
+        if server is None:
+            return
+        name = name.lower()
+        if name == "notify-keyspace-events":
+            server.pubsub.configure(self.config[name])
+        elif name == "appendonly":
+            if self.config[name] and server.aof is None:
+                server.start_aof()
+            elif not self.config[name] and server.aof is not None:
+                server.stop_aof()
+
+    def log(self, line: str) -> None:
+        if self.server is not None:
+            self.server.log(line)
+        else:
+            self._log.append(line)
+
+    @property
+    def log_lines(self) -> list[str]:
+        return self._log + (self.server.log_lines if self.server else [])

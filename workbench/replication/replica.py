@@ -1,0 +1,184 @@
+"""The replica's side: a link that copies the primary's dataset and then its stream.
+
+The link is a small client of the primary, doing what Valkey's replica does::
+
+    PING -> REPLCONF listening-port <port> -> REPLCONF capa eof capa psync2
+         -> PSYNC <replid> <offset+1>      (or PSYNC ? -1 when it knows no history)
+    <- +CONTINUE <replid>                  then the missing bytes of the stream
+    <- +FULLRESYNC <replid> <offset>       then $<len> snapshot, then the stream
+
+From then on every command from the primary is executed as-is (a replica never decides
+anything itself) and the replica's offset advances by its exact size in bytes. It acks
+that offset every second and whenever the primary asks (``REPLCONF GETACK``). If nothing
+arrives for ``repl-timeout`` seconds the link is declared down and dialled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ..resp import NEED_MORE, ReplyError, ReplyReader, RequestParser, encode_command
+
+
+class LinkError(Exception):
+    pass
+
+
+class ReplicaLink:
+    def __init__(self, server, host: str, port: int, primary_name: str | None):
+        self.server = server
+        self.host, self.port = host, port
+        self.primary_name = primary_name or f"{host}:{port}"
+        self.status = "connect"           # connect, connecting, handshake, sync, connected
+        self.last_io = time.monotonic()
+        self.down_since = time.monotonic()
+        self.sync_in_progress = False
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._close_writer()
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.transport.abort()
+            self._writer = None
+
+    def _set_status(self, status: str, full_sync: bool = False) -> None:
+        if status != self.status:
+            self.status = status
+            self.server.link_status_changed(self, full_sync)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, LinkError, asyncio.TimeoutError, ValueError) as err:
+                self.server.log(f"Replica link to {self.primary_name} lost: {err!r}")
+            self._close_writer()
+            if self.status != "connect":
+                self.down_since = time.monotonic()
+            self.sync_in_progress = False
+            self._set_status("connect")
+            await asyncio.sleep(0.1)
+
+    async def _session(self) -> None:
+        server = self.server
+        timeout = server.config["repl-timeout"]
+        self._set_status("connecting")
+        host, port = server.route_to(self.host, self.port)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        self._writer = writer
+        replies = ReplyReader()
+
+        async def ask(*argv):
+            writer.write(encode_command(list(argv)))
+            while True:
+                value = replies.get()
+                if value is not NEED_MORE:
+                    return value
+                data = await asyncio.wait_for(reader.read(65536), timeout)
+                if not data:
+                    raise LinkError("connection closed by primary")
+                self.last_io = time.monotonic()
+                replies.feed(data)
+
+        self._set_status("handshake")
+        pong = await ask(b"PING")
+        if isinstance(pong, ReplyError) and not pong.text.startswith("NOAUTH"):
+            raise LinkError(f"primary replied to PING: {pong.text}")
+        if server.config["requirepass"]:
+            await ask(b"AUTH", server.config["requirepass"].encode())
+        await ask(b"REPLCONF", b"listening-port", str(server.port).encode())
+        await ask(b"REPLCONF", b"capa", b"eof", b"capa", b"psync2")
+        repl = server.repl
+        if server.known_history:
+            psync = await ask(b"PSYNC", repl.replid.encode(), str(repl.offset + 1).encode())
+        else:
+            psync = await ask(b"PSYNC", b"?", b"-1")
+        if isinstance(psync, ReplyError):
+            raise LinkError(f"PSYNC refused: {psync.text}")
+        words = psync.split()
+        if words[0] == "FULLRESYNC":
+            self.sync_in_progress = True
+            self._set_status("sync", full_sync=True)
+            replid, offset = words[1], int(words[2])
+            while True:
+                payload = replies.get_payload()
+                if payload is not NEED_MORE:
+                    break
+                data = await asyncio.wait_for(reader.read(1 << 20), timeout)
+                if not data:
+                    raise LinkError("connection closed during full sync")
+                self.last_io = time.monotonic()
+                replies.feed(data)
+            server.load_full_sync(payload, replid, offset)
+            self.sync_in_progress = False
+        elif words[0] == "CONTINUE":
+            if len(words) > 1 and words[1] != repl.replid:
+                repl.shift_history()            # the primary moved to a new history
+                repl.replid = words[1]
+        else:
+            raise LinkError(f"unexpected PSYNC reply {psync!r}")
+        self._set_status("connected")
+        server.known_history = True
+        await self._stream(reader, writer, replies.take_rest(), timeout)
+
+    async def _stream(self, reader, writer, first: bytes, timeout: float) -> None:
+        server = self.server
+        parser = RequestParser(with_sizes=True)
+        raw = bytearray()
+        ack_task = asyncio.get_running_loop().create_task(self._ack_every_second(writer))
+        try:
+            data = first
+            while True:
+                if data:
+                    raw += data
+                    consumed = 0
+                    for item in parser.feed(data):
+                        if not isinstance(item, tuple):
+                            raise LinkError(f"protocol error in the stream: {item}")
+                        argv, size = item
+                        chunk = bytes(raw[consumed:consumed + size])
+                        consumed += size
+                        if argv[0].upper() == b"REPLCONF" and len(argv) > 1 \
+                                and argv[1].upper() == b"GETACK":
+                            self.send_ack(writer)       # the offset before GETACK, as Valkey
+                            server.repl.backlog.append(chunk)
+                            continue
+                        server.apply_from_primary(argv)
+                        server.repl.backlog.append(chunk)
+                    del raw[:consumed]
+                data = await asyncio.wait_for(reader.read(65536), timeout)
+                if not data:
+                    raise LinkError("connection closed by primary")
+                self.last_io = time.monotonic()
+        finally:
+            ack_task.cancel()
+
+    def send_ack(self, writer=None) -> None:
+        writer = writer or self._writer
+        if writer is None or writer.transport.is_closing():
+            return
+        argv = [b"REPLCONF", b"ACK", str(self.server.repl.offset).encode()]
+        fsynced = self.server.fsynced_offset
+        if fsynced >= 0:
+            argv += [b"FACK", str(fsynced).encode()]
+        writer.write(encode_command(argv))
+
+    async def _ack_every_second(self, writer) -> None:
+        while True:
+            self.send_ack(writer)
+            await asyncio.sleep(1.0)

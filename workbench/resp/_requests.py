@@ -1,0 +1,272 @@
+"""Reading client requests: bytes in, argument vectors out.
+
+Theory of operation
+-------------------
+A client sends either a *multibulk* request (``*<n>\\r\\n`` then ``n`` bulk strings
+``$<len>\\r\\n<bytes>\\r\\n``) or an *inline* one (a line of words, as typed into telnet).
+The first byte decides. Valkey answers a malformed request with one ``-ERR Protocol
+error: ...`` reply and then closes the connection; every command that arrived complete
+before the bad bytes still runs. :meth:`RequestParser.feed` mirrors that: it returns the
+complete commands in order, and if the bytes went bad, a :class:`ProtocolError` as the
+last item. After an error the parser refuses further input.
+
+Two readers share one grammar. The *fast reader* handles the common case in a few C-level
+calls: a buffer of whole, well-formed multibulk requests whose arguments contain no CRLF.
+It splits on CRLF and checks each header against the canonical spelling of the length it
+announces. Anything unusual (a partial request, an argument containing CRLF, an odd
+spelling) falls back to the *careful reader*, which walks the bytes like Valkey's
+``processMultibulkBuffer`` and names the exact error.
+
+No sockets and no clocks here: the server feeds bytes and acts on what comes out.
+"""
+
+from __future__ import annotations
+
+INLINE_MAX_SIZE = 64 * 1024          # PROTO_INLINE_MAX_SIZE
+DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024   # proto-max-bulk-len
+DEFAULT_QUERY_BUFFER_LIMIT = 1024 * 1024 * 1024   # client-query-buffer-limit
+UNAUTH_MAX_MULTIBULK = 10
+UNAUTH_MAX_BULK = 16384
+_INT_MAX = 2**31 - 1
+
+
+class ProtocolError(Exception):
+    """The client broke the protocol. ``reply`` is the exact error line to send before
+    closing (``None`` when Valkey closes silently, as for a query buffer overflow)."""
+
+    def __init__(self, reason: str, *, reply: bool = True):
+        super().__init__(reason)
+        self.reason = reason
+        self.reply = reply
+
+    @property
+    def wire(self) -> bytes:
+        return b"-ERR Protocol error: " + self.reason.encode() + b"\r\n"
+
+
+def strict_int(b: bytes) -> int | None:
+    """Parse like Valkey's ``string2ll``: optional '-', digits, no leading zeros or spaces."""
+    if not b or len(b) > 20:
+        return None
+    digits = b[1:] if b[:1] == b"-" else b
+    if not digits.isdigit() or (digits[:1] == b"0" and (len(digits) > 1 or b[:1] == b"-")):
+        return None
+    return int(b)
+
+
+class RequestParser:
+    """Incremental request reader for one client connection.
+
+    ``authenticated`` tightens the size limits for clients that have not yet passed
+    ``AUTH`` (as Valkey does) and may be flipped by the server at any time.
+    ``with_sizes=True`` makes :meth:`feed` return ``(argv, nbytes)`` pairs: a replica
+    needs the exact byte size of every command to keep its replication offset.
+    """
+
+    __slots__ = ("_buf", "_need", "_broken", "authenticated", "max_bulk_len",
+                 "query_buffer_limit", "with_sizes")
+
+    def __init__(self, *, authenticated: bool = True, max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
+                 query_buffer_limit: int = DEFAULT_QUERY_BUFFER_LIMIT, with_sizes: bool = False):
+        self._buf = bytearray()
+        self._need = 0        # bytes the buffer must hold before a parse can make progress
+        self._broken = False
+        self.authenticated = authenticated
+        self.max_bulk_len = max_bulk_len
+        self.query_buffer_limit = query_buffer_limit
+        self.with_sizes = with_sizes
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a complete command (the query buffer)."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list:
+        if self._broken:
+            return []
+        if not self._buf and self.authenticated and not self.with_sizes and data[:1] == b"*":
+            commands = _read_fast(data)
+            if commands is not None:
+                return commands
+        self._buf += data
+        if len(self._buf) < self._need:
+            if len(self._buf) > self.query_buffer_limit:
+                self._broken = True
+                return [ProtocolError("query buffer limit reached", reply=False)]
+            return []
+        out: list = []
+        pos = self._read_careful(out)
+        del self._buf[:pos]
+        if out and isinstance(out[-1], ProtocolError):
+            self._broken = True
+        elif len(self._buf) > self.query_buffer_limit:
+            self._broken = True
+            out.append(ProtocolError("query buffer limit reached", reply=False))
+        return out
+
+    def _read_careful(self, out: list) -> int:
+        """Parse whole commands from the buffer into ``out``; return bytes consumed."""
+        buf = self._buf
+        end = len(buf)
+        pos = 0
+        self._need = 0
+        while pos < end:
+            start = pos
+            if buf[pos] == 0x2A:   # '*'
+                result = self._read_multibulk(buf, pos, end)
+            else:
+                result = self._read_inline(buf, pos, end)
+            if result is None:           # incomplete
+                return start
+            if isinstance(result, ProtocolError):
+                out.append(result)
+                return end
+            argv, pos = result
+            if argv:
+                out.append((argv, pos - start) if self.with_sizes else argv)
+        return pos
+
+    def _read_inline(self, buf, pos, end):
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if end - pos > INLINE_MAX_SIZE:
+                return ProtocolError("too big inline request")
+            return None
+        line = bytes(buf[pos:nl])
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        argv = split_args(line)
+        if argv is None:
+            return ProtocolError("unbalanced quotes in request")
+        return argv, nl + 1
+
+    def _read_multibulk(self, buf, pos, end):
+        cr = buf.find(b"\r", pos)
+        if cr < 0 or cr + 1 >= end:
+            if end - pos > INLINE_MAX_SIZE:
+                return ProtocolError("too big mbulk count string")
+            return None
+        count = strict_int(bytes(buf[pos + 1:cr]))
+        if count is None or count > _INT_MAX:
+            return ProtocolError("invalid multibulk length")
+        pos = cr + 2
+        if count <= 0:
+            return [], pos
+        if not self.authenticated and count > UNAUTH_MAX_MULTIBULK:
+            return ProtocolError("unauthenticated multibulk length")
+        argv = []
+        for _ in range(count):
+            if pos >= end:
+                return None
+            cr = buf.find(b"\r", pos)
+            if cr < 0 or cr + 1 >= end:
+                if end - pos > INLINE_MAX_SIZE:
+                    return ProtocolError("too big bulk count string")
+                if buf[pos] != 0x24:
+                    return ProtocolError("expected '$', got '%s'" % chr(buf[pos]))
+                return None
+            if buf[pos] != 0x24:   # '$'
+                return ProtocolError("expected '$', got '%s'" % chr(buf[pos]))
+            length = strict_int(bytes(buf[pos + 1:cr]))
+            if length is None or length < 0 or length > self.max_bulk_len:
+                return ProtocolError("invalid bulk length")
+            if not self.authenticated and length > UNAUTH_MAX_BULK:
+                return ProtocolError("unauthenticated bulk length")
+            pos = cr + 2
+            if pos + length + 2 > end:
+                self._need = pos + length + 2   # skip re-parsing until the value is in
+                return None
+            argv.append(bytes(buf[pos:pos + length]))
+            pos += length + 2
+        return argv, pos
+
+
+def _read_fast(data: bytes):
+    """Whole, canonical multibulk requests only; ``None`` means "use the careful reader"."""
+    parts = data.split(b"\r\n")
+    if parts[-1]:
+        return None
+    last = len(parts) - 1
+    commands = []
+    i = 0
+    try:
+        while i < last:
+            head = parts[i]
+            n = int(head[1:])
+            if n <= 0 or head != b"*%d" % n:
+                return None
+            end = i + 1 + 2 * n
+            if end > last:
+                return None
+            argv = parts[i + 2:end:2]
+            if parts[i + 1:end:2] != [b"$%d" % len(a) for a in argv]:
+                return None
+            commands.append(argv)
+            i = end
+    except ValueError:
+        return None
+    return commands
+
+
+_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def split_args(line: bytes) -> list[bytes] | None:
+    """Split an inline command like Valkey's ``sdssplitargs``; ``None`` on bad quoting."""
+    args: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in b" \t\n\r\v\f":
+            i += 1
+        if i >= n:
+            return args
+        cur = bytearray()
+        in_dq = in_sq = False
+        while True:
+            if in_dq:
+                if i >= n:
+                    return None
+                c = line[i]
+                if (c == 0x5C and i + 3 < n and line[i + 1] == ord("x")
+                        and line[i + 2] in _HEX and line[i + 3] in _HEX):
+                    cur.append(int(line[i + 2:i + 4], 16))
+                    i += 3
+                elif c == 0x5C and i + 1 < n:
+                    i += 1
+                    cur += _ESCAPES.get(line[i], bytes([line[i]]))
+                elif c == 0x22:
+                    if i + 1 < n and line[i + 1] not in b" \t\n\r\v\f":
+                        return None
+                    in_dq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            elif in_sq:
+                if i >= n:
+                    return None
+                c = line[i]
+                if c == 0x5C and i + 1 < n and line[i + 1] == 0x27:
+                    i += 1
+                    cur.append(0x27)
+                elif c == 0x27:
+                    if i + 1 < n and line[i + 1] not in b" \t\n\r\v\f":
+                        return None
+                    in_sq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            else:
+                if i >= n or line[i] in b" \t\n\r\v\f":
+                    break
+                c = line[i]
+                if c == 0x22:
+                    in_dq = True
+                elif c == 0x27:
+                    in_sq = True
+                else:
+                    cur.append(c)
+            i += 1
+        args.append(bytes(cur))

@@ -1,0 +1,173 @@
+"""Administration commands: INFO, CONFIG, DEBUG."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from ..resp import OK, Map, ReplyError, Verbatim
+from .config import ConfigError
+from .connection import Blocked
+from .registry import handles
+
+VERSION = "7.2.4"
+
+
+def _section_server(s) -> list[str]:
+    return ["# Server", f"redis_version:{VERSION}", "server_name:valkey",
+            "valkey_version:8.0.1", "workbench_node:" + s.name, "redis_mode:standalone",
+            f"process_id:{os.getpid()}", f"run_id:{s.run_id}", f"tcp_port:{s.port}",
+            f"uptime_in_seconds:{int(time.time() - s.started)}",
+            f"hz:{s.config['hz']}", "executable:workbench", f"config_file:"]
+
+
+def _section_clients(s) -> list[str]:
+    blocked = sum(1 for c in s.clients if c.blocked)
+    pubsub = sum(1 for c in s.clients if c.channels or c.patterns)
+    return ["# Clients", f"connected_clients:{len(s.clients)}", f"blocked_clients:{blocked}",
+            f"pubsub_clients:{pubsub}", f"watching_clients:{len({c for cs in s.watchers.values() for c in cs})}",
+            f"maxclients:{s.config['maxclients']}"]
+
+
+def _section_persistence(s) -> list[str]:
+    aof = s.aof
+    lines = ["# Persistence", "loading:0", "async_loading:0", "rdb_changes_since_last_save:0",
+             "rdb_bgsave_in_progress:0", "rdb_last_bgsave_status:ok",
+             f"aof_enabled:{1 if aof is not None else 0}", "aof_rewrite_in_progress:0",
+             "aof_rewrite_scheduled:0",
+             f"aof_last_write_status:{'err' if s.aof_error else 'ok'}"]
+    if aof is not None:
+        lines += [f"aof_current_size:{aof.written_size}", f"aof_fsynced_size:{aof.fsynced_size}",
+                  f"aof_buffer_length:{aof.buffered}",
+                  f"aof_fsynced_offset:{s.fsynced_offset}",
+                  f"aof_pending_bio_fsync:{1 if aof.written_size > aof.fsynced_size else 0}",
+                  f"aof_delayed_fsync:0", f"aof_fsync_policy:{s.config['appendfsync']}",
+                  f"aof_loaded_commands:{s.loaded_commands}"]
+    return lines
+
+
+def _section_stats(s) -> list[str]:
+    return ["# Stats", f"total_connections_received:{s.stat_connections}",
+            f"total_commands_processed:{s.stat_commands}",
+            f"rejected_commands:{s.stat_rejected}",
+            f"keyspace_hits:{s.stat_keyspace_hits}", f"keyspace_misses:{s.stat_keyspace_misses}",
+            f"pubsub_channels:{len(s.pubsub.channels)}", f"pubsub_patterns:{len(s.pubsub.patterns)}"]
+
+
+def _section_replication(s) -> list[str]:
+    repl = s.repl
+    lines = ["# Replication", f"role:{s.role}"]
+    link = s.link
+    if link is not None:
+        now = time.monotonic()
+        up = link.status == "connected"
+        lines += [f"master_host:{link.host}", f"master_port:{link.port}",
+                  f"master_name:{link.primary_name}",
+                  f"master_link_status:{'up' if up else 'down'}",
+                  f"master_last_io_seconds_ago:{int(now - link.last_io) if up else -1}",
+                  f"master_sync_in_progress:{1 if link.sync_in_progress else 0}",
+                  f"slave_read_repl_offset:{repl.offset}", f"slave_repl_offset:{repl.offset}"]
+        if not up:
+            lines.append(f"master_link_down_since_seconds:{int(now - link.down_since)}")
+        lines += ["slave_priority:100", f"slave_read_only:{1 if s.config['replica-read-only'] else 0}",
+                  "replica_announced:1"]
+    lines += repl.info_lines()
+    if s.config["min-replicas-to-write"] and s.config["min-replicas-max-lag"]:
+        lines.append(f"min_slaves_good_slaves:{repl.good_replicas(s.config['min-replicas-max-lag'])}")
+    lines += ["master_failover_state:no-failover", f"master_replid:{repl.replid}",
+              f"master_replid2:{repl.replid2}", f"master_repl_offset:{repl.offset}",
+              f"second_repl_offset:{repl.second_offset}", "repl_backlog_active:1",
+              f"repl_backlog_size:{repl.backlog.size}",
+              f"repl_backlog_first_byte_offset:{repl.backlog.first_offset}",
+              f"repl_backlog_histlen:{repl.backlog.histlen}"]
+    return lines
+
+
+def _section_keyspace(s) -> list[str]:
+    lines = ["# Keyspace"]
+    for db in s.keyspace.dbs:
+        if db.data:
+            lines.append(f"db{db.id}:keys={len(db.data)},expires={len(db.expires)},avg_ttl=0")
+    return lines
+
+
+SECTIONS = {"server": _section_server, "clients": _section_clients,
+            "persistence": _section_persistence, "stats": _section_stats,
+            "replication": _section_replication, "keyspace": _section_keyspace}
+EXTRA_SECTIONS: dict = {}      # later layers (the commit gate, Raft) add theirs here
+DEFAULT_SECTIONS = list(SECTIONS)
+
+
+def info_text(server, names: list[str]) -> str:
+    wanted = [n.lower() for n in names] or ["default"]
+    if any(n in ("all", "everything", "default") for n in wanted):
+        wanted = DEFAULT_SECTIONS + (list(EXTRA_SECTIONS) if "default" not in wanted else [])
+    blocks = []
+    for name in wanted:
+        section = SECTIONS.get(name) or EXTRA_SECTIONS.get(name)
+        if section is not None:
+            blocks.append("\r\n".join(section(server)))
+    return "\r\n\r\n".join(blocks) + "\r\n"
+
+
+@handles("INFO", -1, "loading stale", group="server")
+def info(server, conn, argv):
+    """Information and statistics about the node, by section."""
+    text = info_text(server, [a.decode(errors="replace") for a in argv[1:]])
+    return Verbatim(text.encode())
+
+
+@handles("CONFIG", -2, "admin loading stale", group="server")
+def config(server, conn, argv):
+    """Read and change the node's configuration."""
+    sub = argv[1].upper()
+    if sub == b"GET" and len(argv) >= 3:
+        found = {}
+        for pattern in argv[2:]:
+            found.update(server.config.get(pattern.decode(errors="replace")))
+        return Map({k.encode(): v.encode() for k, v in found.items()})
+    if sub == b"SET" and len(argv) >= 4 and len(argv) % 2 == 0:
+        pairs = [(argv[i].decode(errors="replace"), argv[i + 1].decode(errors="replace"))
+                 for i in range(2, len(argv), 2)]
+        for name, value in pairs:
+            try:
+                server.node.apply_config(name, value)
+            except ConfigError as err:
+                return ReplyError(f"ERR {err}")
+        return OK
+    if sub == b"SET":
+        name = argv[2].decode(errors="replace") if len(argv) > 2 else ""
+        return ReplyError(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+    if sub == b"RESETSTAT" and len(argv) == 2:
+        server.stat_commands = server.stat_connections = server.stat_rejected = 0
+        return OK
+    if sub == b"REWRITE" and len(argv) == 2:
+        return OK
+    return ReplyError(f"ERR unknown subcommand or wrong number of arguments for "
+                      f"'{argv[1].decode(errors='replace')}'. Try CONFIG HELP.")
+
+
+DEBUG_HOOKS: dict = {}   # b"RELOAD" -> handler(server, conn, argv), added by later layers
+
+
+@handles("DEBUG", -2, "admin loading stale no_multi", group="server")
+def debug(server, conn, argv):
+    """Testing levers: DEBUG SLEEP <seconds>, and the hooks later layers register."""
+    sub = argv[1].upper()
+    if sub == b"SLEEP" and len(argv) == 3:
+        try:
+            seconds = float(argv[2])
+        except ValueError:
+            return ReplyError("ERR value is not a valid float")
+        # Valkey sleeps the whole server; here only this client waits, so that a
+        # teaching session is never frozen by one cell.
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        loop.call_later(seconds, lambda: fut.done() or fut.set_result(OK))
+        return Blocked(fut)
+    hook = DEBUG_HOOKS.get(sub.lower())
+    if hook is not None:
+        return hook(server, conn, argv)
+    return ReplyError(f"ERR unknown subcommand or wrong number of arguments for "
+                      f"'{argv[1].decode(errors='replace')}'. Try DEBUG HELP.")

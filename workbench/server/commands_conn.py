@@ -1,0 +1,330 @@
+"""Connection commands: handshake, transactions, pub/sub, client and command introspection."""
+
+from __future__ import annotations
+
+import time
+
+from ..resp import (NULL_ARRAY, OK, PONG, Map, ReplyError, SetReply, Simple, Verbatim)
+from ..store import COMMANDS, lookup
+from .connection import NO_REPLY
+from .registry import handles
+
+VERSION = "7.2.4"
+
+
+@handles("PING", -1, "fast stale loading pubsub", group="connection")
+def ping(server, conn, argv):
+    """Ping the server."""
+    if len(argv) > 2:
+        return ReplyError("ERR wrong number of arguments for 'ping' command")
+    if (conn.channels or conn.patterns) and conn.proto == 2:
+        return [b"pong", argv[1] if len(argv) > 1 else b""]
+    return argv[1] if len(argv) > 1 else PONG
+
+
+@handles("ECHO", 2, "fast stale loading", group="connection")
+def echo(server, conn, argv):
+    """Echo the given string."""
+    return argv[1]
+
+
+@handles("QUIT", -1, "fast stale loading noauth pubsub", group="connection")
+def quit_(server, conn, argv):
+    """Close the connection."""
+    conn.closing = True
+    return OK
+
+
+@handles("AUTH", -2, "fast stale loading noauth no_multi", group="connection")
+def auth(server, conn, argv):
+    """Authenticate to the server."""
+    if len(argv) > 3:
+        return ReplyError("ERR syntax error")
+    password = server.config["requirepass"]
+    user = argv[1] if len(argv) == 3 else b"default"
+    given = argv[-1]
+    if not password:
+        if len(argv) == 2:
+            return ReplyError("ERR AUTH <password> called without any password configured for "
+                              "the default user. Are you sure your configuration is correct?")
+        return ReplyError("WRONGPASS invalid username-password pair or user is disabled.")
+    if user != b"default" or given != password.encode():
+        return ReplyError("WRONGPASS invalid username-password pair or user is disabled.")
+    conn.authenticated = conn.parser.authenticated = True
+    return OK
+
+
+@handles("HELLO", -1, "fast stale loading noauth no_multi", group="connection", since="6.0.0")
+def hello(server, conn, argv):
+    """Handshake: choose RESP2 or RESP3, optionally authenticate and name the client."""
+    proto = conn.proto
+    i = 1
+    if len(argv) > 1:
+        try:
+            proto = int(argv[1])
+        except ValueError:
+            return ReplyError("ERR Protocol version is not an integer or out of range")
+        if proto not in (2, 3):
+            return ReplyError("NOPROTO unsupported protocol version")
+        i = 2
+    name = None
+    while i < len(argv):
+        opt = argv[i].upper()
+        if opt == b"AUTH" and i + 2 < len(argv):
+            conn_auth = auth(server, conn, [b"AUTH", argv[i + 1], argv[i + 2]])
+            if isinstance(conn_auth, ReplyError):
+                return conn_auth
+            i += 3
+        elif opt == b"SETNAME" and i + 1 < len(argv):
+            name = argv[i + 1]
+            i += 2
+        else:
+            return ReplyError(f"ERR Syntax error in HELLO option '{argv[i].decode(errors='replace')}'")
+    if not conn.authenticated:
+        return ReplyError("NOAUTH HELLO must be called with the client already authenticated, "
+                          "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                          "authenticate the client and select the RESP protocol version at the "
+                          "same time")
+    if name is not None:
+        conn.name = name
+    conn.proto = proto
+    return Map({b"server": b"valkey", b"version": VERSION.encode(), b"proto": proto,
+                b"id": conn.id, b"mode": b"standalone",
+                b"role": b"master" if server.role == "master" else b"replica",
+                b"modules": []})
+
+
+@handles("SELECT", 2, "fast stale loading", group="connection")
+def select(server, conn, argv):
+    """Change the selected database."""
+    try:
+        db = int(argv[1])
+    except ValueError:
+        return ReplyError("ERR value is not an integer or out of range")
+    if not 0 <= db < len(server.keyspace.dbs):
+        return ReplyError("ERR DB index is out of range")
+    conn.db = db
+    return OK
+
+
+@handles("RESET", 1, "fast stale loading noauth pubsub no_multi", group="connection", since="6.2.0")
+def reset(server, conn, argv):
+    """Reset the connection."""
+    server.unwatch(conn)
+    server.pubsub.unsubscribe_all(conn)
+    conn.multi, conn.multi_error, conn.db, conn.proto, conn.name = None, False, 0, 2, b""
+    conn.authenticated = not server.config["requirepass"]
+    return Simple("RESET")
+
+
+# -- transactions ------------------------------------------------------------------------
+@handles("MULTI", 1, "fast loading stale", group="transactions")
+def multi(server, conn, argv):
+    """Start a transaction."""
+    if conn.multi is not None:
+        return ReplyError("ERR MULTI calls can not be nested")
+    conn.multi = []
+    conn.multi_error = False
+    return OK
+
+
+@handles("DISCARD", 1, "fast loading stale", group="transactions")
+def discard(server, conn, argv):
+    """Discard all commands issued after MULTI."""
+    if conn.multi is None:
+        return ReplyError("ERR DISCARD without MULTI")
+    conn.multi = None
+    server.unwatch(conn)
+    return OK
+
+
+@handles("EXEC", 1, "loading stale", group="transactions")
+def exec_(server, conn, argv):
+    """Execute all commands issued after MULTI, atomically."""
+    if conn.multi is None:
+        return ReplyError("ERR EXEC without MULTI")
+    queued, conn.multi = conn.multi, None
+    if conn.multi_error:
+        conn.multi_error = False
+        server.unwatch(conn)
+        return ReplyError("EXECABORT Transaction discarded because of previous errors.")
+    if conn.watch_dirty:
+        server.unwatch(conn)
+        return NULL_ARRAY
+    server.unwatch(conn)
+    if any(lookup(a[0]).is_write for a in queued):
+        refusal = server.write_refusal() if not conn.is_primary_link else None
+        if refusal is not None:
+            return ReplyError(f"EXECABORT Transaction discarded because of: {refusal.text}")
+    server._in_exec = collected = []
+    try:
+        replies = [server.execute(conn, a) for a in queued]
+    finally:
+        server._in_exec = None
+    if collected:
+        commands = [argv for _, props in collected for argv in props]
+        first_db = collected[0][0]
+        if len(commands) > 1 or len({db for db, _ in collected}) > 1:
+            server.propagate([[b"MULTI"]], first_db)
+            for db, props in collected:
+                server.propagate(props, db)
+            server.propagate([[b"EXEC"]], collected[-1][0])
+        else:
+            server.propagate(commands, first_db)
+        conn.woff = server.repl.offset
+    return replies
+
+
+@handles("WATCH", -2, "fast loading stale no_multi", 1, -1, 1, group="transactions")
+def watch(server, conn, argv):
+    """Watch keys to make the next MULTI/EXEC conditional."""
+    if conn.multi is not None:
+        return ReplyError("ERR WATCH inside MULTI is not allowed")
+    for key in argv[1:]:
+        item = (conn.db, key)
+        if item not in conn.watched:
+            conn.watched.add(item)
+            server.watchers.setdefault(item, set()).add(conn)
+    return OK
+
+
+@handles("UNWATCH", 1, "fast loading stale", group="transactions")
+def unwatch(server, conn, argv):
+    """Forget all watched keys."""
+    server.unwatch(conn)
+    return OK
+
+
+# -- pub/sub -----------------------------------------------------------------------------
+def _send_all(conn, replies):
+    for r in replies[:-1]:
+        conn.send(r)
+    return replies[-1]
+
+
+@handles("SUBSCRIBE", -2, "pubsub loading stale", group="pubsub")
+def subscribe(server, conn, argv):
+    """Listen for messages published to channels."""
+    return _send_all(conn, server.pubsub.subscribe(conn, argv[1:], False))
+
+
+@handles("PSUBSCRIBE", -2, "pubsub loading stale", group="pubsub")
+def psubscribe(server, conn, argv):
+    """Listen for messages published to channels matching patterns."""
+    return _send_all(conn, server.pubsub.subscribe(conn, argv[1:], True))
+
+
+@handles("UNSUBSCRIBE", -1, "pubsub loading stale", group="pubsub")
+def unsubscribe(server, conn, argv):
+    """Stop listening to channels."""
+    return _send_all(conn, server.pubsub.unsubscribe(conn, argv[1:], False))
+
+
+@handles("PUNSUBSCRIBE", -1, "pubsub loading stale", group="pubsub")
+def punsubscribe(server, conn, argv):
+    """Stop listening to patterns."""
+    return _send_all(conn, server.pubsub.unsubscribe(conn, argv[1:], True))
+
+
+@handles("PUBLISH", 3, "pubsub loading stale fast", group="pubsub")
+def publish(server, conn, argv):
+    """Post a message to a channel."""
+    return server.pubsub.publish(argv[1], argv[2])
+
+
+# -- CLIENT --------------------------------------------------------------------------------
+def client_line(server, c) -> str:
+    now = time.time()
+    return (f"id={c.id} addr={c.addr} laddr={c.laddr} fd=-1 name={c.name.decode(errors='replace')} "
+            f"age={int(now - c.created)} idle={int(now - c.last_interaction)} flags={c.flags} "
+            f"db={c.db} sub={len(c.channels)} psub={len(c.patterns)} ssub=0 "
+            f"multi={-1 if c.multi is None else len(c.multi)} qbuf={c.parser.buffered} "
+            f"resp={c.proto} cmd={c.last_command.decode(errors='replace').lower()} user=default "
+            f"lib-name={c.lib_name.decode(errors='replace')} "
+            f"lib-ver={c.lib_ver.decode(errors='replace')}")
+
+
+@handles("CLIENT", -2, "loading stale", group="connection")
+def client(server, conn, argv):
+    """Inspect and name client connections."""
+    sub = argv[1].upper()
+    if sub == b"ID" and len(argv) == 2:
+        return conn.id
+    if sub == b"SETNAME" and len(argv) == 3:
+        if b" " in argv[2] or b"\n" in argv[2]:
+            return ReplyError("ERR Client names cannot contain spaces, newlines or special characters.")
+        conn.name = argv[2]
+        return OK
+    if sub == b"GETNAME" and len(argv) == 2:
+        return conn.name or None
+    if sub == b"SETINFO" and len(argv) == 4:
+        attr = argv[2].upper()
+        if attr == b"LIB-NAME":
+            conn.lib_name = argv[3]
+        elif attr == b"LIB-VER":
+            conn.lib_ver = argv[3]
+        else:
+            return ReplyError(f"ERR Unrecognized option '{argv[2].decode(errors='replace')}'")
+        return OK
+    if sub == b"LIST":
+        lines = [client_line(server, c) for c in sorted(server.clients, key=lambda c: c.id)]
+        return Verbatim(("\n".join(lines) + "\n").encode())
+    if sub == b"INFO" and len(argv) == 2:
+        return Verbatim((client_line(server, conn) + "\n").encode())
+    if sub == b"KILL" and len(argv) == 3:
+        for c in list(server.clients):
+            if c.addr == argv[2].decode(errors="replace"):
+                c.close()
+                return OK
+        return ReplyError("ERR No such client")
+    if sub == b"HELP":
+        return [b"CLIENT <subcommand> [<arg> ...]. Subcommands are:", b"ID", b"SETNAME <name>",
+                b"GETNAME", b"SETINFO <LIB-NAME|LIB-VER> <value>", b"LIST", b"INFO",
+                b"KILL <ip:port>"]
+    return ReplyError(f"ERR unknown subcommand or wrong number of arguments for "
+                      f"'{argv[1].decode(errors='replace')}'. Try CLIENT HELP.")
+
+
+# -- COMMAND ---------------------------------------------------------------------------------
+def _command_info(spec):
+    flags = SetReply([Simple(f) for f in sorted(spec.flags)
+                      if f not in ("server", "keyspace")])
+    return [spec.name.lower().encode(), spec.arity, flags, spec.first_key, spec.last_key,
+            spec.step, SetReply([Simple("@" + spec.group)]), [], [], []]
+
+
+def _command_docs(spec):
+    return Map({b"summary": spec.summary.encode(), b"since": spec.since.encode(),
+                b"group": spec.group.encode(), b"complexity": b"O(1)"})
+
+
+@handles("COMMAND", -1, "loading stale", group="server")
+def command(server, conn, argv):
+    """Describe the commands this node knows."""
+    if len(argv) == 1:
+        return [_command_info(s) for s in COMMANDS.values()]
+    sub = argv[1].upper()
+    if sub == b"COUNT" and len(argv) == 2:
+        return len(COMMANDS)
+    if sub == b"INFO":
+        names = argv[2:] or [s.name.encode() for s in COMMANDS.values()]
+        return [_command_info(s) if (s := lookup(n)) else None for n in names]
+    if sub == b"DOCS":
+        names = argv[2:] or [s.name.encode() for s in COMMANDS.values()]
+        return Map({s.name.lower().encode(): _command_docs(s)
+                    for n in names if (s := lookup(n)) is not None})
+    if sub == b"LIST":
+        return [s.name.lower().encode() for s in COMMANDS.values()]
+    if sub == b"GETKEYS" and len(argv) > 2:
+        spec = lookup(argv[2])
+        if spec is None:
+            return ReplyError("ERR Invalid command specified")
+        keys = spec.keys(argv[2:])
+        if not keys:
+            return ReplyError("ERR The command has no key arguments")
+        return keys
+    return ReplyError(f"ERR unknown subcommand '{argv[1].decode(errors='replace')}'. "
+                      "Try COMMAND HELP.")
+
+
+__all__ = ["NO_REPLY", "VERSION"]

@@ -1,0 +1,172 @@
+"""Node configuration: Valkey's names, types, defaults and error texts.
+
+Every setting a node reads lives in :data:`SCHEMA`. ``CONFIG GET``/``CONFIG SET`` on the
+wire and the ``Cluster(..., appendfsync="always")`` keywords in Python go through the
+same validation, so a typo fails the same clear way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..store.glob import glob_match
+
+
+class ConfigError(ValueError):
+    """A bad configuration name or value; the message is Valkey's."""
+
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2,
+          "g": 1000**3, "gb": 1024**3}
+
+
+def _yes_no(raw: str) -> bool:
+    v = raw.lower()
+    if v not in ("yes", "no"):
+        raise ConfigError("argument must be 'yes' or 'no'")
+    return v == "yes"
+
+
+def _integer(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ConfigError("argument couldn't be parsed into an integer") from None
+        if not lo <= n <= hi:
+            raise ConfigError(f"argument must be between {lo} and {hi} inclusive")
+        return n
+    return parse
+
+
+def _memory(lo: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        text = raw.strip().lower()
+        digits = text.rstrip("kmgb")
+        unit = text[len(digits):]
+        if not digits.isdigit() or unit not in _UNITS:
+            raise ConfigError("argument must be a memory value")
+        n = int(digits) * _UNITS[unit]
+        if n < lo:
+            raise ConfigError(f"argument must be a memory value of at least {lo}")
+        return n
+    return parse
+
+
+def _enum(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        v = raw.lower()
+        if v not in choices:
+            raise ConfigError("argument(s) must be one of the following: " + ", ".join(choices))
+        return v
+    return parse
+
+
+def _keyspace_events(raw: str) -> str:
+    allowed = set("KEg$lshzxetmdnA")
+    if any(c not in allowed for c in raw):
+        raise ConfigError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+    return raw
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], object]
+    default: str
+    mutable: bool = True
+    doc: str = ""
+
+
+def _render(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+SCHEMA: dict[str, Setting] = {s.name: s for s in [
+    Setting("port", _integer(0, 65535), "0", mutable=False, doc="0 = any free port"),
+    Setting("bind", _text, "127.0.0.1", mutable=False, doc="loopback only, always"),
+    Setting("dir", _text, "", mutable=False),
+    Setting("databases", _integer(1, 1000), "16", mutable=False),
+    Setting("appendonly", _yes_no, "no"),
+    Setting("appendfsync", _enum("always", "everysec", "no"), "everysec"),
+    Setting("appendfilename", _text, "appendonly.aof", mutable=False),
+    Setting("aof-load-truncated", _yes_no, "yes"),
+    Setting("save", _text, ""),
+    Setting("requirepass", _text, ""),
+    Setting("notify-keyspace-events", _keyspace_events, ""),
+    Setting("min-replicas-to-write", _integer(0, 2**31 - 1), "0"),
+    Setting("min-replicas-max-lag", _integer(0, 2**31 - 1), "10"),
+    Setting("replica-read-only", _yes_no, "yes"),
+    Setting("replica-serve-stale-data", _yes_no, "yes"),
+    Setting("repl-timeout", _integer(1, 2**31 - 1), "60"),
+    Setting("repl-ping-replica-period", _integer(1, 2**31 - 1), "10"),
+    Setting("repl-backlog-size", _memory(16 * 1024), "1mb"),
+    Setting("proto-max-bulk-len", _memory(1024 * 1024), "512mb"),
+    Setting("client-query-buffer-limit", _memory(1024 * 1024), "1gb"),
+    Setting("maxclients", _integer(1, 100_000), "10000"),
+    Setting("hz", _integer(1, 500), "10"),
+]}
+
+
+class Config:
+    """One node's live settings (values already parsed to Python types)."""
+
+    def __init__(self, overrides: dict[str, str] | None = None):
+        self._values: dict[str, object] = {}
+        for name, setting in SCHEMA.items():
+            self._values[name] = setting.parse(setting.default)
+        for name, raw in (overrides or {}).items():
+            self.set(name, raw, initial=True)
+
+    def __getitem__(self, name: str):
+        return self._values[name]
+
+    def set(self, name: str, raw, *, initial: bool = False) -> None:
+        setting = SCHEMA.get(name.lower())
+        if setting is None:
+            raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
+        if not setting.mutable and not initial:
+            raise ConfigError(f"CONFIG SET failed (possibly related to argument '{name}') - "
+                              "can't set immutable config")
+        if isinstance(raw, bool):
+            raw = "yes" if raw else "no"
+        try:
+            value = setting.parse(str(raw))
+        except ConfigError as err:
+            raise ConfigError(f"CONFIG SET failed (possibly related to argument '{name}') - "
+                              f"{err}") from None
+        self._values[setting.name] = value
+
+    def get(self, pattern: str) -> dict[str, str]:
+        """Settings whose names match a glob ``pattern``, rendered as Valkey does."""
+        pat = pattern.lower().encode()
+        return {name: _render(self._values[name]) for name in SCHEMA
+                if glob_match(pat, name.encode())}
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: _render(v) for name, v in self._values.items()}
+
+
+def config_name(keyword: str) -> str:
+    """``appendfsync`` or ``min_replicas_to_write`` (a Python keyword) -> a setting name."""
+    return keyword.replace("_", "-").lower()
+
+
+def validate_overrides(configs: dict) -> dict[str, str]:
+    """Check ``Cluster(**configs)`` keywords; a ``ValueError`` names the accepted ones."""
+    out = {}
+    for keyword, value in configs.items():
+        name = config_name(keyword)
+        if name not in SCHEMA:
+            accepted = ", ".join(sorted(k.replace("-", "_") for k in SCHEMA))
+            raise ValueError(f"unknown config {keyword!r}; accepted: {accepted}")
+        Config().set(name, value, initial=True)   # raises ConfigError (a ValueError)
+        out[name] = "yes" if value is True else "no" if value is False else str(value)
+    return out

@@ -1,0 +1,474 @@
+"""One running incarnation of a node: its keyspace, clients, AOF and replication.
+
+A :class:`NodeServer` lives from ``start()`` to ``kill()``; a restart builds a new one
+from what is on disk, as a real process would. Everything here runs on the cluster's
+event-loop thread.
+
+The path of one command (``execute``) is the heart of the node::
+
+    look up the command table -> check arity, AUTH, MULTI, pub/sub mode
+    -> a write?  refuse on a read-only replica (READONLY), with too few good replicas
+                 (NOREPLICAS) or a failed AOF (MISCONF)
+    -> run it (keyspace commands are pure; server commands see the node)
+    -> propagate what changed: AOF buffer + replication stream, offset advances
+    -> keyspace notifications, WATCH invalidation, an event for the viewers
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+from .. import events as ev
+from ..resp import QUEUED, ReplyError, encode_command
+from ..storage import AppendOnlyFile, AofError, load as load_aof
+from ..store import Keyspace, lookup, unknown_command, wrong_arity
+from ..store import snapshot
+from ..replication.primary import ReplicationState
+from ..replication.replica import ReplicaLink
+from .connection import Blocked, ClientConnection, NO_REPLY
+from .pubsub import PubSub
+from .registry import SERVER_HANDLERS
+
+READONLY = ReplyError("READONLY You can't write against a read only replica.")
+NOREPLICAS = ReplyError("NOREPLICAS Not enough good replicas to write.")
+NOAUTH = ReplyError("NOAUTH Authentication required.")
+MASTERDOWN = ReplyError("MASTERDOWN Link with MASTER is down and replica-serve-stale-data "
+                        "is set to 'no'.")
+# Commands that run inside MULTI instead of being queued.
+_MULTI_CONTROL = frozenset({"EXEC", "DISCARD", "MULTI", "WATCH", "QUIT", "RESET"})
+_SUBSCRIBE_OK = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE",
+                           "PING", "QUIT", "RESET", "SSUBSCRIBE", "SUNSUBSCRIBE"})
+
+
+class _PrimaryStreamClient:
+    """The pseudo-client that executes the primary's stream on a replica."""
+
+    def __init__(self):
+        self.db = 0
+        self.multi = None
+        self.multi_error = False
+        self.watched = set()
+        self.watch_dirty = False
+        self.is_primary_link = True
+        self.authenticated = True
+        self.channels = self.patterns = ()
+        self.proto = 2
+        self.woff = 0
+        self.replica = None
+        self.closing = False
+        self.name = b""
+
+
+class NodeServer:
+    def __init__(self, node):
+        self.node = node
+        self.name = node.name
+        self.config = node.config
+        self.events: ev.EventBus = node.events
+        self.port = node.port
+        self.data_dir = node.data_dir
+        self.keyspace = Keyspace(self.config["databases"])
+        self.repl = ReplicationState(self.config["repl-backlog-size"])
+        self.repl.fsynced_source = lambda: self.fsynced_offset
+        self.link: ReplicaLink | None = None
+        self.known_history = True       # a primary's own history can be continued (psync2)
+        self.clients: set[ClientConnection] = set()
+        self.pubsub = PubSub(self)
+        self.watchers: dict = {}                 # (db, key) -> set of connections
+        self.aof: AppendOnlyFile | None = None
+        self.aof_db = -1
+        self.aof_offset_at_fsync = -1            # replication offset covered by the last fsync
+        self.aof_error: str | None = None
+        self._aof_flush_pending = False
+        self._fsync_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._primary_client = _PrimaryStreamClient()
+        self._in_exec: list | None = None
+        self.started = time.time()
+        self.run_id = os.urandom(20).hex()
+        self.stat_commands = 0
+        self.stat_connections = 0
+        self.stat_rejected = 0
+        self.stat_keyspace_hits = 0
+        self.stat_keyspace_misses = 0
+        self.loaded_commands = 0
+        self.log_lines: list[str] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self, replica_of: tuple | None) -> None:
+        if self.config["appendonly"]:
+            self._load_aof()
+            self._open_aof()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: ClientConnection(self), "127.0.0.1",
+                                                self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._tasks.append(loop.create_task(self._cron()))
+        if replica_of is not None:
+            self.become_replica(*replica_of)
+
+    def _load_aof(self) -> None:
+        path = os.path.join(self.data_dir, self.config["appendfilename"])
+        result = load_aof(path, load_truncated=self.config["aof-load-truncated"])
+        for line in result.warnings:
+            self.log(line)
+        now = int(time.time() * 1000)
+        client = _PrimaryStreamClient()
+        for logged in result.commands:
+            argv = logged.argv
+            spec = lookup(argv[0])
+            if spec is None:
+                raise AofError(f"Unknown command '{argv[0].decode(errors='replace')}' "
+                               f"reading the append only file {path}")
+            reply = self._execute_loaded(client, spec, argv, now)   # replays as a replica
+            if isinstance(reply, ReplyError) and reply.prefix not in ("WRONGTYPE",):
+                self.log(f"AOF replay of {argv[0]!r} answered {reply.text}")
+        self.loaded_commands = len(result.commands)
+
+    def _execute_loaded(self, client, spec, argv, now):
+        if spec.name == "SELECT":
+            client.db = int(argv[1])
+            return None
+        if spec.name in ("MULTI", "EXEC"):
+            return None                       # the loader already dropped torn transactions
+        if spec.is_server:
+            return SERVER_HANDLERS[spec.name](self, client, argv)
+        return self.keyspace.run(spec, argv, client.db, now, replica=True).reply
+
+    def _open_aof(self) -> None:
+        self.aof = AppendOnlyFile(self.data_dir, self.config["appendfilename"])
+        self.aof_db = -1
+        self.aof_offset_at_fsync = self.repl.offset
+        if self.config["appendfsync"] == "everysec":
+            self._fsync_thread = threading.Thread(target=self._fsync_every_second, daemon=True,
+                                                  name=f"{self.name}-bio-fsync")
+            self._fsync_thread.start()
+
+    def start_aof(self) -> None:
+        """``CONFIG SET appendonly yes``: write the dataset as a fresh AOF, then append."""
+        self._open_aof()
+        self.aof.rewrite(snapshot.dump(self.keyspace, int(time.time() * 1000)))
+        self.aof_offset_at_fsync = self.repl.offset
+
+    def stop_aof(self) -> None:
+        aof, self.aof = self.aof, None
+        aof.flush()
+        aof.fsync()
+        aof.close()
+
+    def kill(self, power_loss: bool) -> int:
+        """Stop at once, like a crashed process: no goodbye, no flush. Returns bytes lost."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.clients):
+            conn.close(abort=True)
+        for task in self._tasks:
+            task.cancel()
+        if self.link is not None:
+            self.link._close_writer()
+            if self.link._task:
+                self.link._task.cancel()
+        self.repl.fail_waiters(ReplyError("ERR node killed"))
+        self.pubsub.close()
+        lost = 0
+        if self.aof is not None:
+            written, fsynced = self.aof.written_size, self.aof.fsynced_size
+            self.aof.close()
+            if power_loss:
+                from ..storage import simulate_power_loss
+                simulate_power_loss(self.aof.path, fsynced)
+                lost = written - fsynced
+        return lost
+
+    # -- clients -----------------------------------------------------------------------
+    def client_connected(self, conn: ClientConnection) -> None:
+        if self._stopping.is_set():
+            conn.close(abort=True)
+            return
+        self.clients.add(conn)
+        self.stat_connections += 1
+
+    def client_disconnected(self, conn: ClientConnection) -> None:
+        self.clients.discard(conn)
+        if conn.replica is not None:
+            self.repl.drop_replica(conn.replica)
+        self.pubsub.unsubscribe_all(conn)
+        self.unwatch(conn)
+
+    # -- the command path ------------------------------------------------------------
+    def execute(self, conn, argv: list):
+        spec = lookup(argv[0])
+        self.stat_commands += 1
+        if spec is None:
+            return self.reject(conn, unknown_command(argv))
+        if not spec.arity_ok(len(argv)):
+            return self.reject(conn, wrong_arity(spec.name))
+        if not conn.authenticated and "noauth" not in spec.flags:
+            return self.reject(conn, NOAUTH)
+        if conn.multi is not None and spec.name not in _MULTI_CONTROL:
+            if "no_multi" in spec.flags:
+                return self.reject(conn, ReplyError("ERR Command not allowed inside a transaction"))
+            conn.multi.append(argv)
+            return QUEUED
+        if (conn.channels or conn.patterns) and conn.proto == 2 and spec.name not in _SUBSCRIBE_OK:
+            return ReplyError(f"ERR Can't execute '{spec.name.lower()}': only (P|S)SUBSCRIBE / "
+                              "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+        conn.last_command = argv[0]
+        if spec.is_write and not conn.is_primary_link:
+            refusal = self.write_refusal()
+            if refusal is not None:
+                if self.events.active:
+                    self.events.publish(ev.WriteRejected(self.name, command=spec.name,
+                                                         error=refusal.text))
+                return self.reject(conn, refusal)
+        elif (self.link is not None and self.link.status != "connected"
+              and not self.config["replica-serve-stale-data"] and "stale" not in spec.flags):
+            return self.reject(conn, MASTERDOWN)
+        if spec.is_server:
+            return SERVER_HANDLERS[spec.name](self, conn, argv)
+        return self.run_keyspace(conn, spec, argv)
+
+    def reject(self, conn, error: ReplyError) -> ReplyError:
+        self.stat_rejected += 1
+        if conn.multi is not None:
+            conn.multi_error = True
+        return error
+
+    def write_refusal(self) -> ReplyError | None:
+        if self.aof_error is not None:
+            return ReplyError(f"MISCONF Errors writing to the AOF file: {self.aof_error}")
+        if self.link is not None:
+            if self.config["replica-read-only"]:
+                return READONLY
+        elif self.config["min-replicas-to-write"] and self.repl.good_replicas(
+                self.config["min-replicas-max-lag"]) < self.config["min-replicas-to-write"]:
+            return NOREPLICAS
+        return None
+
+    def run_keyspace(self, conn, spec, argv):
+        outcome = self.keyspace.run(spec, argv, conn.db, int(time.time() * 1000),
+                                    replica=self.link is not None)
+        if outcome.propagate:
+            if self._in_exec is not None:
+                self._in_exec.append((conn.db, outcome.propagate))
+            else:
+                self.propagate(outcome.propagate, conn.db)
+            conn.woff = self.repl.offset
+            if self.watchers:
+                self.touch_keys(conn.db, outcome.changed_keys)
+                for db in outcome.flushed_dbs:
+                    self.touch_db(db)
+        if outcome.events and self.pubsub.notify_flags:
+            self.pubsub.keyspace_events(outcome.events)
+        if self.events.active:
+            self.events.publish(ev.CommandExecuted(
+                self.name, command=spec.name, db=conn.db,
+                keys=tuple(spec.keys(argv)), offset=self.repl.offset))
+        return outcome.reply
+
+    def apply_from_primary(self, argv: list) -> None:
+        """Execute one command of the primary's stream (replies go nowhere)."""
+        self.execute(self._primary_client, argv)
+
+    # -- propagation: the AOF and the replication stream -----------------------------
+    def propagate(self, commands: list, db: int) -> None:
+        encoded = b"".join([encode_command(c) for c in commands])
+        if self.aof is not None and self.aof_error is None:
+            if self.aof_db != db:
+                self.aof.feed(encode_command([b"SELECT", b"%d" % db]))
+                self.aof_db = db
+            self.aof.feed(encoded)
+            self._schedule_aof_flush()
+        if self.link is not None:
+            return      # a replica's offset follows its primary's stream, not its own writes
+        if self.repl.stream_db != db:
+            self.repl.feed(encode_command([b"SELECT", b"%d" % db]))
+            self.repl.stream_db = db
+        self.repl.feed(encoded)
+
+    def _schedule_aof_flush(self) -> None:
+        if not self._aof_flush_pending:
+            self._aof_flush_pending = True
+            asyncio.get_running_loop().call_soon(self.flush_aof)
+
+    def flush_aof(self) -> None:
+        """Once per loop turn, like Valkey's beforeSleep: write() the AOF buffer;
+        fsync too under ``appendfsync always``, before any reply of this turn leaves."""
+        self._aof_flush_pending = False
+        if self.aof is None:
+            return
+        offset = self.repl.offset
+        try:
+            self.aof.flush()
+            if self.config["appendfsync"] == "always":
+                started = time.perf_counter()
+                self.aof.fsync()
+                self._fsync_done(offset, started)
+        except OSError as err:
+            self._aof_failed(err)
+
+    def _fsync_done(self, offset: int, started: float) -> None:
+        self.aof_offset_at_fsync = max(self.aof_offset_at_fsync, offset)
+        if self.events.active:
+            self.events.publish(ev.FsyncDone(self.name, fsynced_bytes=self.aof.fsynced_size,
+                                             offset=offset,
+                                             duration_ms=(time.perf_counter() - started) * 1e3))
+        self.repl.check_waiters(self.aof_offset_at_fsync)
+
+    def _aof_failed(self, err: OSError) -> None:
+        self.aof_error = os.strerror(err.errno) if err.errno else str(err)
+        self.log(f"Error writing to the AOF file: {self.aof_error}")
+
+    def _fsync_every_second(self) -> None:
+        """The background fsync of ``appendfsync everysec`` (Valkey's BIO thread)."""
+        while not self._stopping.wait(1.0):
+            aof = self.aof
+            if aof is None or aof.closed:
+                return
+            offset = self.repl.offset
+            written = aof.written_size
+            if written == aof.fsynced_size:
+                continue
+            started = time.perf_counter()
+            try:
+                aof.fsync()
+            except (OSError, ValueError):
+                continue
+            loop = self.node.loop
+            try:
+                loop.call_soon_threadsafe(self._fsync_done, offset if aof.fsynced_size >= written
+                                          else self.aof_offset_at_fsync, started)
+            except RuntimeError:
+                return
+
+    @property
+    def fsynced_offset(self) -> int:
+        """The replication offset the AOF has fsynced; -1 with no AOF (as Valkey)."""
+        return self.aof_offset_at_fsync if self.aof is not None else -1
+
+    # -- roles -------------------------------------------------------------------------
+    @property
+    def role(self) -> str:
+        return "slave" if self.link is not None else "master"
+
+    def become_replica(self, host: str, port: int) -> None:
+        if self.link is not None and (self.link.host, self.link.port) == (host, port):
+            return
+        old_link = self.link
+        if old_link is not None:
+            asyncio.get_running_loop().create_task(old_link.stop())
+        self.repl.fail_waiters(ReplyError("UNBLOCKED force unblock from blocking operation, "
+                                          "instance state changed (master -> replica?)"))
+        for peer in list(self.repl.replicas):
+            peer.conn.close()
+        self.link = ReplicaLink(self, host, port, self.node.peer_name_for_port(port))
+        self.link.start()
+        self.node.save_role(("replica", host, port))
+        self.events.publish(ev.RoleChanged(self.name, role="slave",
+                                           primary=self.link.primary_name))
+
+    def become_primary(self) -> None:
+        if self.link is None:
+            return
+        link, self.link = self.link, None
+        asyncio.get_running_loop().create_task(link.stop())
+        self.repl.shift_history()
+        self.node.save_role(("primary",))
+        self.events.publish(ev.RoleChanged(self.name, role="master", primary=None))
+
+    def route_to(self, host: str, port: int) -> tuple[str, int]:
+        return self.node.route_to(host, port)
+
+    def link_status_changed(self, link: ReplicaLink, full_sync: bool) -> None:
+        self.events.publish(ev.ReplicaLinkChanged(self.name, primary=link.primary_name,
+                                                  status=link.status, full_sync=full_sync))
+
+    def load_full_sync(self, payload: bytes, replid: str, offset: int) -> None:
+        """Replace the dataset with the primary's snapshot (a replica's full sync)."""
+        self.keyspace.flush()
+        for conns in self.watchers.values():
+            for c in conns:
+                c.watch_dirty = True
+        snapshot.load(self.keyspace, payload, int(time.time() * 1000))
+        self.repl.adopt(replid, offset)
+        self._primary_client.db = 0
+        self._primary_client.multi = None
+        if self.aof is not None:
+            try:
+                self.aof.rewrite(payload)
+                self.aof_db = -1
+                self.aof_offset_at_fsync = offset
+            except OSError as err:
+                self._aof_failed(err)
+
+    # -- WATCH ---------------------------------------------------------------------------
+    def touch_keys(self, db: int, keys) -> None:
+        for key in keys:
+            for conn in self.watchers.get((db, key), ()):
+                conn.watch_dirty = True
+
+    def touch_db(self, db: int | None) -> None:
+        for (wdb, _), conns in self.watchers.items():
+            if db is None or wdb == db:
+                for conn in conns:
+                    conn.watch_dirty = True
+
+    def unwatch(self, conn) -> None:
+        for item in conn.watched:
+            conns = self.watchers.get(item)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self.watchers[item]
+        conn.watched = set()
+        conn.watch_dirty = False
+
+    # -- periodic work -----------------------------------------------------------------
+    async def _cron(self) -> None:
+        """Active expiry, replication pings and timeouts (Valkey's serverCron, simplified)."""
+        last_ping = time.monotonic()
+        while True:
+            await asyncio.sleep(1 / self.config["hz"])
+            now_ms = int(time.time() * 1000)
+            if self.link is None:
+                self._expire_cycle(now_ms)
+            now = time.monotonic()
+            if self.link is None and now - last_ping >= self.config["repl-ping-replica-period"]:
+                last_ping = now
+                if any(r.state == "online" for r in self.repl.replicas):
+                    self.repl.feed(encode_command([b"PING"]))
+            timeout = self.config["repl-timeout"]
+            for peer in list(self.repl.replicas):
+                if peer.state == "online" and now - peer.ack_time > timeout:
+                    self.log(f"Disconnecting timedout replica (streaming sync): {peer.name}")
+                    peer.conn.close(abort=True)
+                    self.repl.drop_replica(peer)
+
+    def _expire_cycle(self, now_ms: int) -> None:
+        from ..store import Context
+        for db_id, key in list(self.keyspace.expired_keys(now_ms)):
+            ctx = Context(self.keyspace, self.keyspace.dbs[db_id], now_ms)
+            ctx.lookup(key)
+            if ctx.expired_dels:
+                self.propagate(ctx.expired_dels, db_id)
+                if self.watchers:
+                    self.touch_keys(db_id, [key])
+                if self.pubsub.notify_flags:
+                    self.pubsub.keyspace_events(ctx.events)
+
+    def log(self, line: str) -> None:
+        self.log_lines.append(f"{time.strftime('%H:%M:%S')} {self.name} {line}")
+        del self.log_lines[:-500]
+
+
+def blocked(future) -> Blocked:
+    return Blocked(future)
+
+
+__all__ = ["NodeServer", "NO_REPLY", "blocked"]

@@ -1,0 +1,18 @@
+"""Storage: the bytes that must outlive the process (AOF writer, loader and checker).
+
+This layer does file I/O but knows no asyncio and no sockets: the server decides when to
+flush and fsync, and calls in. See ``durable_file`` for why ``fsynced_size`` is the number
+that matters after a power loss.
+"""
+
+from .aof import (AOF_FILENAME, AofError, AofScan, AppendOnlyFile, LoadResult, LoggedCommand,
+                  load, scan_aof)
+from . import check_aof   # the module: ``check_aof.check(path)``, ``check_aof.main(argv)``
+from .durable_file import (DurableFile, atomic_write, fsync_dir, simulate_power_loss,
+                           truncate_file)
+
+__all__ = [
+    "AOF_FILENAME", "AofError", "AofScan", "AppendOnlyFile", "LoadResult", "LoggedCommand",
+    "load", "scan_aof", "check_aof", "DurableFile", "atomic_write", "fsync_dir",
+    "simulate_power_loss", "truncate_file",
+]

@@ -1,0 +1,91 @@
+"""A keyspace as the commands that rebuild it: the payload of a full sync and an AOF rewrite.
+
+``dump`` writes, for every non-empty database, ``SELECT <db>`` and then one command per
+key (``SET``, ``RPUSH``, ``HSET``, ``SADD``; big containers in chunks of
+:data:`CHUNK` elements) followed by ``PEXPIREAT`` for a key with an expiry. Keys already
+expired at ``now_ms`` are left out. ``load`` replays such bytes through
+:meth:`Keyspace.execute` as a replica applies its primary's stream (expired keys are
+kept until a ``DEL`` comes, as Valkey keeps them while loading), following ``SELECT``
+itself since that is a server command. ``load(dump(ks))`` into an empty keyspace gives
+the same data and expiries.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from itertools import islice
+
+from ..resp import ReplyError, RequestParser, encode_command
+from .keyspace import Keyspace
+
+CHUNK = 128     # elements per rebuilding command (Valkey's AOF rewrite uses 64)
+
+
+def _chunks(items, size: int):
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def key_commands(key: bytes, value):
+    """The commands that recreate one key's value."""
+    kind = type(value)
+    if kind is bytes:
+        yield [b"SET", key, value]
+    elif kind is deque:
+        for chunk in _chunks(value, CHUNK):
+            yield [b"RPUSH", key, *chunk]
+    elif kind is dict:
+        for chunk in _chunks(value.items(), CHUNK):
+            yield [b"HSET", key, *(part for pair in chunk for part in pair)]
+    elif kind is set:
+        for chunk in _chunks(value, CHUNK):
+            yield [b"SADD", key, *chunk]
+    else:
+        raise TypeError(f"cannot dump a {kind.__name__} value")
+
+
+def dump_commands(keyspace: Keyspace, now_ms: int):
+    """Yield the argv lists that rebuild ``keyspace`` as it is at ``now_ms``."""
+    for db in keyspace.dbs:
+        if not db.data:
+            continue
+        yield [b"SELECT", b"%d" % db.id]
+        expires = db.expires
+        for key, value in db.data.items():
+            when = expires.get(key)
+            if when is not None and when <= now_ms:
+                continue
+            yield from key_commands(key, value)
+            if when is not None:
+                yield [b"PEXPIREAT", key, b"%d" % when]
+
+
+def dump(keyspace: Keyspace, now_ms: int) -> bytes:
+    """The whole keyspace as RESP-encoded commands (see the module docstring)."""
+    return b"".join(encode_command(argv) for argv in dump_commands(keyspace, now_ms))
+
+
+def load(keyspace: Keyspace, data: bytes, now_ms: int) -> int:
+    """Replay dumped (or AOF) commands into ``keyspace``; return how many ran.
+
+    Raises :class:`ValueError` on malformed bytes or a command that fails.
+    """
+    parser = RequestParser()
+    db = 0
+    ran = 0
+    for argv in parser.feed(data):
+        if isinstance(argv, Exception):
+            raise ValueError(f"malformed snapshot after {ran} commands: {argv}")
+        if argv[0].upper() == b"SELECT":
+            db = int(argv[1])
+            if not 0 <= db < len(keyspace.dbs):
+                raise ValueError(f"snapshot selects db {db}, out of range")
+            continue
+        outcome = keyspace.execute(argv, db=db, now_ms=now_ms, replica=True)
+        if isinstance(outcome.reply, ReplyError):
+            raise ValueError(f"snapshot command {argv[0]!r} failed: {outcome.reply.text}")
+        ran += 1
+    if parser.buffered:
+        raise ValueError(f"snapshot truncated after {ran} commands")
+    return ran
