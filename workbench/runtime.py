@@ -59,10 +59,15 @@ class BackgroundLoop:
             return
 
         async def cancel_all():
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Cancel until everything is gone: asyncio.wait_for in Python 3.11 can swallow
+            # one cancellation when its inner future finishes at the same moment.
+            for _ in range(50):
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                if not tasks:
+                    return
+                for t in tasks:
+                    t.cancel()
+                await asyncio.wait(tasks, timeout=0.1)
 
         try:
             self.run(cancel_all(), timeout=10)

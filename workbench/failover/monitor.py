@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import time
 
 from .. import events as ev
@@ -53,7 +54,13 @@ class Monitor:
                       if n != self.name}
         self.failover_in_progress = False
         self.next_failover_at = 0.0
+        # Sentinel desynchronizes rival candidates with random delays; seeding by name
+        # keeps a run reproducible while still giving every monitor its own timing.
+        self._jitter = random.Random(self.name)
+        self._in_flight: set = set()
         self._task: asyncio.Task | None = None
+        self._tasks: set = set()
+        self.stopped = False
         self._path = os.path.join(node.data_dir, "monitor.json")
         self._load()
 
@@ -80,13 +87,16 @@ class Monitor:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def stop(self) -> None:
+        self.stopped = True
         if self._task is not None:
             self._task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         for peer in self.peers.values():
             peer.close()
 
     async def _run(self) -> None:
-        while True:
+        while not self.stopped:
             await asyncio.sleep(self.ping_interval)
             try:
                 await self._tick()
@@ -96,21 +106,38 @@ class Monitor:
                 self.node.log(f"monitor round failed: {err!r}")
 
     async def _tick(self) -> None:
+        """One round. Pings and hellos run in the background, one per peer at a time,
+        so an unreachable peer (whose calls hang until they time out) never slows
+        the round down."""
         timeout = max(self.ping_interval * 2, 0.1)
-        await asyncio.gather(*(self._ping(n, timeout) for n in self.peers))
+        for name in self.peers:
+            self._spawn(("ping", name), self._ping(name, timeout))
+            if self.reachable(name):
+                self._spawn(("hello", name), self._hello(name, timeout))
         self.last_ok[self.name] = time.monotonic()
-        await asyncio.gather(*(self._hello(n, timeout) for n in self.peers
-                               if self.reachable(n)))
         self._reconcile_own_node()
         if (self.primary != self.name and not self.reachable(self.primary)
                 and not self.failover_in_progress and time.monotonic() >= self.next_failover_at):
             self.node.events.publish(ev.PrimaryDown(self.name, primary=self.primary,
                                                     objective=False))
             self.failover_in_progress = True
-            try:
-                await self._try_failover(timeout)
-            finally:
-                self.failover_in_progress = False
+            self._spawn(("failover",), self._failover_round(timeout))
+
+    def _spawn(self, key: tuple, coro) -> None:
+        if key in self._in_flight:
+            coro.close()
+            return
+        self._in_flight.add(key)
+        task = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(lambda _t: self._in_flight.discard(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _failover_round(self, timeout: float) -> None:
+        try:
+            await self._try_failover(timeout)
+        finally:
+            self.failover_in_progress = False
 
     async def _ping(self, name: str, timeout: float) -> None:
         try:
@@ -180,9 +207,9 @@ class Monitor:
             return
         self.node.events.publish(ev.PrimaryDown(self.name, primary=old, objective=True))
         if votes < self.quorum:
-            # someone else leads this epoch; back off before trying a higher one
-            self.next_failover_at = time.monotonic() + 2 * self.down_after \
-                + self.names.index(self.name) * self.ping_interval
+            # A split vote: back off for a random while before trying a higher epoch.
+            self.next_failover_at = time.monotonic() + self.down_after \
+                + self._jitter.uniform(0, 2 * self.down_after)
             return
         self.node.events.publish(ev.FailoverBegun(self.name, old_primary=old, epoch=epoch))
         chosen = await self._best_replica(old, timeout)

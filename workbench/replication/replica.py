@@ -36,11 +36,13 @@ class ReplicaLink:
         self.sync_in_progress = False
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task | None = None
+        self.stopped = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        self.stopped = True
         if self._task is not None:
             self._task.cancel()
             try:
@@ -60,7 +62,7 @@ class ReplicaLink:
             self.server.link_status_changed(self, full_sync)
 
     async def _run(self) -> None:
-        while True:
+        while not self.stopped:
             try:
                 await self._session()
             except asyncio.CancelledError:

@@ -67,6 +67,8 @@ class ClientConnection(asyncio.Protocol):
         self.pending: deque = deque()
         self.blocked = False
         self.closing = False
+        # output written at the end of this event-loop turn (see _queue_output)
+        self._unsent: list = []
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport):
@@ -110,10 +112,28 @@ class ClientConnection(asyncio.Protocol):
 
     # -- helpers -----------------------------------------------------------------------
     def flush(self, out: list) -> None:
-        if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+        if out:
+            self._queue_output(out)
         if self.closing and self.transport is not None:
+            self._write_unsent()
             self.transport.close()
+
+    def _queue_output(self, chunks: list) -> None:
+        """Hold output until the end of this loop turn, as Valkey writes replies in
+        ``beforeSleep``: one write per client per turn, and the peer is woken once per
+        turn instead of once per reply (a wakeup costs more than a whole GET)."""
+        unsent = self._unsent
+        if not unsent:
+            asyncio.get_running_loop().call_soon(self._write_unsent)
+        unsent.extend(chunks)
+
+    def _write_unsent(self) -> None:
+        unsent = self._unsent
+        if not unsent:
+            return
+        self._unsent = []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(unsent) if len(unsent) > 1 else unsent[0])
 
     def _protocol_error(self, err: ProtocolError, out: list) -> None:
         self.node.log(f"Protocol error ({err.reason}) from client: id={self.id} addr={self.addr}")
@@ -156,11 +176,11 @@ class ClientConnection(asyncio.Protocol):
     def send(self, reply) -> None:
         """Push an out-of-band reply (a pub/sub message) to this client."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(encode(reply, self.proto))
+            self._queue_output([encode(reply, self.proto)])
 
     def write_raw(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+            self._queue_output([data])
 
     def close(self, abort: bool = False) -> None:
         self.closing = True
@@ -168,6 +188,7 @@ class ClientConnection(asyncio.Protocol):
             if abort:
                 self.transport.abort()
             else:
+                self._write_unsent()
                 self.transport.close()
 
     @property

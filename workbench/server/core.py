@@ -171,6 +171,7 @@ class NodeServer:
         for task in self._tasks:
             task.cancel()
         if self.link is not None:
+            self.link.stopped = True
             self.link._close_writer()
             if self.link._task:
                 self.link._task.cancel()
@@ -433,7 +434,7 @@ class NodeServer:
     async def _cron(self) -> None:
         """Active expiry, replication pings and timeouts (Valkey's serverCron, simplified)."""
         last_ping = time.monotonic()
-        while True:
+        while not self._stopping.is_set():
             await asyncio.sleep(1 / self.config["hz"])
             now_ms = int(time.time() * 1000)
             if self.link is None:

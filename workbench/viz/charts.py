@@ -1,0 +1,122 @@
+"""Bokeh pictures: a live chart of replication offsets, and the verdict's bar chart.
+
+The live chart is fed only by a :class:`~workbench.viz.pump.UiPump`: each drained
+snapshot adds one point per node; events shade partition windows and mark failovers
+and crashes. Everything here runs on the kernel thread.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from bokeh.models import BoxAnnotation, ColumnDataSource, Label, Span
+from bokeh.palettes import Category10_10
+from bokeh.plotting import figure
+from jupyter_bokeh import BokehModel
+
+from .pump import EVENTS, SNAPSHOT, UiPump
+
+PARTITION_FILL = "#9e9e9e"
+LOST_COLOUR = "#d62728"
+KEPT_COLOUR = "#2ca02c"
+ACKED_COLOUR = "#7f7f7f"
+
+
+def node_colour(name: str) -> str:
+    """One colour per node, the same in every chart and card ("n1" is blue ...)."""
+    digits = "".join(ch for ch in name if ch.isdigit())
+    index = int(digits) - 1 if digits else sum(map(ord, name))
+    return Category10_10[index % len(Category10_10)]
+
+
+class OffsetChart:
+    """Each node's replication offset over time; partitions shaded, failovers marked.
+
+    Display it like a widget (``display(chart)``); ``chart.widget`` is the
+    ``BokehModel``, ``chart.figure`` the Bokeh figure.
+    """
+
+    def __init__(self, cluster, pump: UiPump | None = None, *, history: int = 1500,
+                 width: int = 760, height: int = 280):
+        self.names = [node.name for node in cluster.nodes]
+        self.history = history               # points kept per line (5 minutes at 5 Hz)
+        self.started = time.time()
+        self.source = ColumnDataSource({"t": [], **{name: [] for name in self.names}})
+        self.figure = figure(width=width, height=height, title="Replication offset per node",
+                             x_axis_label="seconds since the chart started",
+                             y_axis_label="replication offset (bytes)",
+                             tools="pan,box_zoom,reset,save", toolbar_location="right")
+        for name in self.names:
+            self.figure.line("t", name, source=self.source, line_width=2,
+                             color=node_colour(name), legend_label=name)
+        self.figure.legend.location = "top_left"
+        self.figure.legend.click_policy = "hide"
+        self._open_partition: BoxAnnotation | None = None
+        self.widget = BokehModel(self.figure)
+        self.widget.add_class("wb-offset-chart")
+        self.pump = pump or UiPump.for_cluster(cluster)
+        self.pump.on(SNAPSHOT, self._apply_snapshot)
+        self.pump.on(EVENTS, self._apply_events)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _seconds(self, wall_time: float) -> float:
+        return round(wall_time - self.started, 3)
+
+    # -- appliers (kernel thread, called by the pump) -----------------------------------
+    def _apply_snapshot(self, snapshot: dict) -> None:
+        point = {"t": [self._seconds(snapshot["_time"])]}
+        for name in self.names:
+            offset = snapshot[name]["offset"]
+            # NaN breaks the line: a killed node has no offset, not an offset of 0.
+            point[name] = [math.nan if offset is None else offset]
+        self.source.stream(point, rollover=self.history)
+
+    def _apply_events(self, events: list) -> None:
+        for event in events:
+            at = self._seconds(event.time)
+            if event.kind == "Partitioned":
+                self._close_partition(at)
+                self._open_partition = BoxAnnotation(left=at, fill_color=PARTITION_FILL,
+                                                     fill_alpha=0.18, line_alpha=0)
+                self.figure.add_layout(self._open_partition)
+                self._mark(at, "partition", PARTITION_FILL, dash="solid", width=0)
+            elif event.kind == "Healed":
+                self._close_partition(at)
+                self._mark(at, "healed", PARTITION_FILL, dash="solid", width=0)
+            elif event.kind == "FailoverDone":
+                self._mark(at, f"{event.new_primary} promoted",
+                           node_colour(event.new_primary), dash="dashed")
+            elif event.kind == "NodeKilled":
+                what = "power loss" if event.power_loss else "killed"
+                self._mark(at, f"{event.node} {what}", node_colour(event.node), dash="dotted")
+
+    def _close_partition(self, at: float) -> None:
+        if self._open_partition is not None:
+            self._open_partition.right = at
+            self._open_partition = None
+
+    def _mark(self, at: float, text: str, colour: str, *, dash: str, width: int = 2) -> None:
+        if width:
+            self.figure.add_layout(Span(location=at, dimension="height", line_color=colour,
+                                        line_dash=dash, line_width=width))
+        self.figure.add_layout(Label(x=at, y=4, y_units="screen", x_offset=3, text=text,
+                                     text_font_size="10px", text_color=colour,
+                                     angle=math.pi / 2, angle_units="rad"))
+
+
+def lost_writes_figure(acknowledged: int, survived: int, *, title: str | None = None):
+    """A static bar chart for a verdict: writes acknowledged, still there, and lost."""
+    lost = acknowledged - survived
+    labels = ["acknowledged", "survived", "lost"]
+    source = ColumnDataSource({"what": labels, "count": [acknowledged, survived, lost],
+                               "colour": [ACKED_COLOUR, KEPT_COLOUR, LOST_COLOUR]})
+    fig = figure(y_range=list(reversed(labels)), width=560, height=200, toolbar_location=None,
+                 title=title or f"{lost} of {acknowledged} acknowledged writes were lost",
+                 x_axis_label="writes")
+    fig.hbar(y="what", right="count", height=0.7, color="colour", source=source)
+    fig.x_range.start = 0
+    fig.ygrid.grid_line_color = None
+    return fig

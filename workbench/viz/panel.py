@@ -1,0 +1,219 @@
+"""The control panel: a card per node, buttons to break things, and a log of what happened.
+
+Buttons act through the same public API a test uses (``node.kill()``,
+``node.restart()``, ``cluster.partition()``, ``cluster.heal()``). What the cards show
+comes only from snapshots and events drained by the :class:`~workbench.viz.pump.UiPump`,
+so a card shows what the cluster *reports*, never what a button hoped for.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+import ipywidgets as widgets
+
+from .charts import node_colour
+from .pump import EVENTS, SNAPSHOT, UiPump
+
+ROLE_COLOURS = {"primary": "#1b7a1b", "replica": "#1f4e9c", "KILLED": "#c62828"}
+LOG_LINES = 14
+
+
+def describe(event) -> str | None:
+    """One line of the log for an event, in the domain's words (``None``: not shown)."""
+    kind = event.kind
+    if kind == "Partitioned":
+        return "network partitioned: " + " | ".join(
+            "[" + ", ".join(group) + "]" for group in event.groups)
+    if kind == "Healed":
+        return "network healed: every node reaches every other again"
+    if kind == "PrimaryDown":
+        if event.objective:
+            return f"a majority of monitors agree {event.primary} is down (ODOWN)"
+        return f"{event.node}'s monitor cannot reach {event.primary} (SDOWN)"
+    if kind == "FailoverBegun":
+        return f"failover begun: {event.node} leads, epoch {event.epoch}"
+    if kind == "FailoverDone":
+        return (f"failover done: {event.new_primary} is the primary of epoch {event.epoch} "
+                f"(was {event.old_primary})")
+    if kind == "RoleChanged":
+        if event.role == "master":
+            return f"{event.node} is now a primary"
+        return f"{event.node} now replicates from {event.primary}"
+    if kind == "ReplicaLinkChanged":
+        if event.full_sync:
+            return f"{event.node} full resync from {event.primary}: its own data is replaced"
+        if event.status == "down":
+            return f"{event.node} lost its link to {event.primary}"
+        return None
+    if kind == "NodeKilled":
+        if event.power_loss:
+            return f"{event.node} lost power: {event.lost_bytes} un-fsynced bytes gone"
+        return f"{event.node} crashed (killed)"
+    if kind == "NodeRestarted":
+        return f"{event.node} restarted: replayed {event.loaded_commands} commands from disk"
+    if kind == "WriteRejected":
+        return f"{event.node} rejected {event.command}: {event.error}"
+    if kind == "Note":
+        return event.text
+    if kind == "EventsDropped":
+        return f"({event.count} events dropped: the log fell behind)"
+    return None
+
+
+class NodeCard(widgets.VBox):
+    """One node: its status, numbers, and its kill / power-kill / restart buttons."""
+
+    def __init__(self, panel: "ControlPanel", node):
+        self.node = node
+        self.panel = panel
+        title = widgets.HTML(f"<b style='color:{node_colour(node.name)}'>{node.name}</b>"
+                             f" <span style='color:#666'>127.0.0.1:{node.port}</span>")
+        self.status = self._label("waiting for the first snapshot…", "wb-node-status",
+                                  bold=True)
+        self.offset = self._label("–", "wb-node-offset")
+        self.key_count = self._label("–", "wb-node-keys")
+        self.aof_fsynced = self._label("–", "wb-node-aof")
+        self.link = self._label("–", "wb-node-link")
+        facts = widgets.GridBox(
+            [self._label("replication offset"), self.offset,
+             self._label("keys"), self.key_count,
+             self._label("AOF fsynced"), self.aof_fsynced,
+             self._label("link"), self.link],
+            layout=widgets.Layout(grid_template_columns="9.5em auto", grid_gap="0 6px"))
+        self.kill = self._button("Kill", "wb-kill", "Crash: memory is gone, files survive",
+                                 lambda _: panel.act(f"kill {node.name}", node.kill))
+        self.power_kill = self._button(
+            "Power kill", "wb-power-kill", "Crash and lose what was not fsynced",
+            lambda _: panel.act(f"power-kill {node.name}",
+                                lambda: node.kill(power_loss=True)))
+        self.restart = self._button("Restart", "wb-restart", "Start again from disk",
+                                    lambda _: panel.act(f"restart {node.name}", node.restart))
+        self.restart.disabled = True
+        buttons = widgets.HBox([self.kill, self.power_kill, self.restart])
+        super().__init__([title, self.status, facts, buttons], layout=widgets.Layout(
+            border=f"2px solid {node_colour(node.name)}", padding="6px", margin="0 8px 0 0",
+            width="290px"))
+        self.add_class("wb-node-card")
+
+    @staticmethod
+    def _label(value: str, css_class: str | None = None, *, bold: bool = False):
+        label = widgets.Label(value, style={"font_weight": "bold"} if bold else {})
+        if css_class:
+            label.add_class(css_class)
+        return label
+
+    @staticmethod
+    def _button(text: str, css_class: str, tooltip: str, handler):
+        button = widgets.Button(description=text, tooltip=tooltip,
+                                layout=widgets.Layout(width="auto"))
+        button.add_class(css_class)
+        button.on_click(handler)
+        return button
+
+    def show(self, state: dict) -> None:
+        """Render one node's part of a snapshot (kernel thread, via the pump)."""
+        if state["alive"]:
+            role = state["role"]
+            self.status.value = role
+            self.status.style.text_color = ROLE_COLOURS.get(role, "black")
+            self.offset.value = str(state["offset"])
+            self.key_count.value = str(state["keys"])
+            fsynced = state["aof_fsynced"]
+            self.aof_fsynced.value = "AOF off" if fsynced is None else f"{fsynced} bytes"
+            self.link.value = (f"{state['link']} to {state['primary']}" if state["link"]
+                               else "— (serves writes)")
+        else:
+            self.status.value = "KILLED"
+            self.status.style.text_color = ROLE_COLOURS["KILLED"]
+            for label in (self.offset, self.key_count, self.aof_fsynced, self.link):
+                label.value = "–"
+        self.kill.disabled = self.power_kill.disabled = not state["alive"]
+        self.restart.disabled = state["alive"]
+
+
+class ControlPanel(widgets.VBox):
+    """Cards for every node of ``cluster``, cluster-wide buttons and an event log."""
+
+    def __init__(self, cluster, pump: UiPump | None = None):
+        self.cluster = cluster
+        self.cards = {node.name: NodeCard(self, node) for node in cluster.nodes}
+        self.network = widgets.HTML("<i>network: waiting for the first snapshot…</i>")
+        self.network.add_class("wb-cluster-status")
+        partition = widgets.Button(description="Partition the primary away",
+                                   icon="scissors", layout=widgets.Layout(width="auto"),
+                                   tooltip="Cut the current primary off from all other nodes")
+        partition.add_class("wb-partition-primary")
+        partition.on_click(lambda _: self.act("partition", self.partition_primary))
+        heal = widgets.Button(description="Heal the network", icon="link",
+                              layout=widgets.Layout(width="auto"))
+        heal.add_class("wb-heal")
+        heal.on_click(lambda _: self.act("heal", cluster.heal))
+        self.log_lines: list[str] = []
+        self.event_log = widgets.HTML(self._render_log())
+        self.event_log.add_class("wb-event-log")
+        super().__init__([
+            widgets.HBox(list(self.cards.values())),
+            widgets.HBox([partition, heal, self.network],
+                         layout=widgets.Layout(align_items="center", margin="6px 0")),
+            self.event_log,
+        ])
+        self.add_class("wb-control-panel")
+        self.pump = pump or UiPump.for_cluster(cluster)
+        self.pump.on(SNAPSHOT, self._apply_snapshot)
+        self.pump.on(EVENTS, self._apply_events)
+
+    # -- actions (kernel thread, from button clicks) --------------------------------------
+    def act(self, what: str, action) -> None:
+        """Run a button's action; its outcome shows up through the pump, like any change."""
+        try:
+            action()
+        except Exception as err:   # a click must never raise into the void
+            self.pump.append(EVENTS, _Note(f"{what} failed: {err}"))
+        self.pump.sample_now()
+
+    def partition_primary(self) -> None:
+        """Isolate the current primary from every other node."""
+        primary = self.cluster.current_primary()
+        if primary is None:
+            raise RuntimeError("there is no single primary right now")
+        self.cluster.partition([primary.name],
+                               [n.name for n in self.cluster.nodes if n is not primary])
+
+    # -- appliers (kernel thread, called by the pump) -----------------------------------
+    def _apply_snapshot(self, snapshot: dict) -> None:
+        for name, card in self.cards.items():
+            card.show(snapshot[name])
+        groups = snapshot["_partition"]
+        if groups:
+            parts = " | ".join("[" + ", ".join(g) + "]" for g in groups)
+            self.network.value = f"<b style='color:#c62828'>network: partitioned {parts}</b>"
+        else:
+            self.network.value = "network: whole"
+
+    def _apply_events(self, events: list) -> None:
+        for event in events:
+            line = describe(event)
+            if line is not None:
+                stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+                self.log_lines.append(f"{stamp}.{int(event.time * 1000) % 1000:03d}  {line}")
+        del self.log_lines[:-LOG_LINES]
+        self.event_log.value = self._render_log()
+
+    def _render_log(self) -> str:
+        body = "\n".join(html.escape(line) for line in self.log_lines) or "(no events yet)"
+        return ("<div style='font-family:monospace;font-size:12px;white-space:pre;"
+                "background:#f7f7f7;padding:4px 6px;max-height:16em;overflow:auto'>"
+                f"<b>recent events</b>\n{body}</div>")
+
+
+class _Note:
+    """A line for the log that is not a cluster event (a failed click, say)."""
+
+    kind = "Note"
+
+    def __init__(self, text: str):
+        self.text = text
+        self.time = time.time()
+        self.node = "panel"
