@@ -90,3 +90,10 @@ def raw(node1):
     yield connect
     for c in clients:
         c.close()
+
+
+@pytest.fixture
+def ks():
+    """An empty pure keyspace."""
+    from workbench.store import Keyspace
+    return Keyspace()

@@ -6,32 +6,10 @@ import pytest
 
 from workbench.resp import NULL_ARRAY, OK, Map, ReplyError, SetReply, encode
 from workbench.store import Keyspace
+from keyspace_helpers import argv, error, reply, run  # noqa: F401
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INTEGER = "ERR value is not an integer or out of range"
-
-
-def argv(*args):
-    return [a if isinstance(a, bytes) else str(a).encode() for a in args]
-
-
-@pytest.fixture
-def ks():
-    return Keyspace()
-
-
-def run(ks, *args, now=1_000, db=0):
-    return ks.execute(argv(*args), db=db, now_ms=now)
-
-
-def reply(ks, *args, now=1_000):
-    return run(ks, *args, now=now).reply
-
-
-def error(ks, *args, now=1_000):
-    r = reply(ks, *args, now=now)
-    assert isinstance(r, ReplyError), r
-    return r.text
 
 
 # -- hashes --------------------------------------------------------------------------------

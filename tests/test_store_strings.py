@@ -4,32 +4,10 @@ import pytest
 
 from workbench.resp import OK, ReplyError
 from workbench.store import Keyspace
+from keyspace_helpers import argv, error, reply, run  # noqa: F401
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INTEGER = "ERR value is not an integer or out of range"
-
-
-def argv(*args):
-    return [a if isinstance(a, bytes) else str(a).encode() for a in args]
-
-
-@pytest.fixture
-def ks():
-    return Keyspace()
-
-
-def run(ks, *args, now=1_000, db=0, replica=False):
-    return ks.execute(argv(*args), db=db, now_ms=now, replica=replica)
-
-
-def reply(ks, *args, now=1_000, db=0):
-    return run(ks, *args, now=now, db=db).reply
-
-
-def error(ks, *args, now=1_000):
-    r = reply(ks, *args, now=now)
-    assert isinstance(r, ReplyError), r
-    return r.text
 
 
 def test_get_set_and_propagation(ks):

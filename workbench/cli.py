@@ -40,9 +40,10 @@ def _cluster(args) -> int:
             print(f"  {node.name}  127.0.0.1:{node.port}  {node.role}"
                   f"    redis-cli -p {node.port}")
         print("Ctrl-C stops the cluster.", flush=True)
-        if args.ready_file:
-            with open(args.ready_file, "w") as f:
+        if args.ready_file:                  # written whole, then renamed: never read half
+            with open(args.ready_file + ".tmp", "w") as f:
                 f.write(" ".join(str(n.port) for n in cluster.nodes) + "\n")
+            os.replace(args.ready_file + ".tmp", args.ready_file)
         while not stop.wait(args.duration or 3600):
             if args.duration:
                 break

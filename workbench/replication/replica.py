@@ -158,10 +158,11 @@ class ReplicaLink:
                         if argv[0].upper() == b"REPLCONF" and len(argv) > 1 \
                                 and argv[1].upper() == b"GETACK":
                             self.send_ack(writer)       # the offset before GETACK, as Valkey
-                            server.repl.backlog.append(chunk)
+                            server.repl.feed(chunk)
                             continue
                         server.apply_from_primary(argv)
-                        server.repl.backlog.append(chunk)
+                        # The exact bytes go on, to this node's backlog and its own replicas.
+                        server.repl.feed(chunk)
                     del raw[:consumed]
                 data = await asyncio.wait_for(reader.read(65536), timeout)
                 if not data:

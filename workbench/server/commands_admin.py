@@ -51,7 +51,6 @@ def _section_stats(s) -> list[str]:
     return ["# Stats", f"total_connections_received:{s.stat_connections}",
             f"total_commands_processed:{s.stat_commands}",
             f"rejected_commands:{s.stat_rejected}",
-            f"keyspace_hits:{s.stat_keyspace_hits}", f"keyspace_misses:{s.stat_keyspace_misses}",
             f"pubsub_channels:{len(s.pubsub.channels)}", f"pubsub_patterns:{len(s.pubsub.patterns)}"]
 
 

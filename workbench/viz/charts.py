@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 
-from bokeh.models import BoxAnnotation, ColumnDataSource, Label, Span
+from bokeh.models import ColumnDataSource
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 from jupyter_bokeh import BokehModel
@@ -18,6 +18,9 @@ from jupyter_bokeh import BokehModel
 from .pump import EVENTS, SNAPSHOT, UiPump
 
 PARTITION_FILL = "#9e9e9e"
+# Vertical line style per kind of mark. (BokehJS 3.9 draws every dash pattern of a
+# vspan as dots, so failovers are solid rather than dashed.)
+MARK_STYLES = {"failover": "solid", "crash": "dotted"}
 LOST_COLOUR = "#d62728"
 KEPT_COLOUR = "#2ca02c"
 ACKED_COLOUR = "#7f7f7f"
@@ -42,17 +45,33 @@ class OffsetChart:
         self.names = [node.name for node in cluster.nodes]
         self.history = history               # points kept per line (5 minutes at 5 Hz)
         self.started = time.time()
+        # Every live change is a stream into a data source -- the one path of a live
+        # Bokeh document that stays reliable at several updates a second.
         self.source = ColumnDataSource({"t": [], **{name: [] for name in self.names}})
+        self.partitions = ColumnDataSource({"start": [], "end": []})
+        self.marks = {style: ColumnDataSource({"t": [], "text": [], "colour": []})
+                      for style in MARK_STYLES}
         self.figure = figure(width=width, height=height, title="Replication offset per node",
                              x_axis_label="seconds since the chart started",
                              y_axis_label="replication offset (bytes)",
                              tools="pan,box_zoom,reset,save", toolbar_location="right")
-        for name in self.names:
-            self.figure.line("t", name, source=self.source, line_width=2,
+        self.figure.vstrip(x0="start", x1="end", source=self.partitions,
+                           fill_color=PARTITION_FILL, fill_alpha=0.18, line_alpha=0,
+                           legend_label="partition")
+        for index, name in enumerate(self.names):
+            # Thicker lines underneath: nodes with equal offsets stay visible as stripes.
+            width_px = 2 + 2 * (len(self.names) - 1 - index)
+            self.figure.line("t", name, source=self.source, line_width=width_px,
                              color=node_colour(name), legend_label=name)
+        for style, dash in MARK_STYLES.items():
+            self.figure.vspan(x="t", source=self.marks[style], line_color="colour",
+                              line_dash=dash, line_width=2)
+            self.figure.text(x="t", y=0, text="text", source=self.marks[style],
+                             text_color="colour", text_font_size="10px", angle=math.pi / 2,
+                             x_offset=-3, text_baseline="bottom")
         self.figure.legend.location = "top_left"
         self.figure.legend.click_policy = "hide"
-        self._open_partition: BoxAnnotation | None = None
+        self._partition_row: int | None = None   # the row of the window still open
         self.widget = BokehModel(self.figure)
         self.widget.add_class("wb-offset-chart")
         self.pump = pump or UiPump.for_cluster(cluster)
@@ -67,44 +86,39 @@ class OffsetChart:
 
     # -- appliers (kernel thread, called by the pump) -----------------------------------
     def _apply_snapshot(self, snapshot: dict) -> None:
-        point = {"t": [self._seconds(snapshot["_time"])]}
+        now = self._seconds(snapshot["_time"])
+        point = {"t": [now]}
         for name in self.names:
             offset = snapshot[name]["offset"]
             # NaN breaks the line: a killed node has no offset, not an offset of 0.
             point[name] = [math.nan if offset is None else offset]
         self.source.stream(point, rollover=self.history)
+        if self._partition_row is not None:
+            self.partitions.patch({"end": [(self._partition_row, now)]})
 
     def _apply_events(self, events: list) -> None:
         for event in events:
             at = self._seconds(event.time)
             if event.kind == "Partitioned":
-                self._close_partition(at)
-                self._open_partition = BoxAnnotation(left=at, fill_color=PARTITION_FILL,
-                                                     fill_alpha=0.18, line_alpha=0)
-                self.figure.add_layout(self._open_partition)
-                self._mark(at, "partition", PARTITION_FILL, dash="solid", width=0)
+                self._end_partition(at)
+                self._partition_row = len(self.partitions.data["start"])
+                self.partitions.stream({"start": [at], "end": [at]})
             elif event.kind == "Healed":
-                self._close_partition(at)
-                self._mark(at, "healed", PARTITION_FILL, dash="solid", width=0)
+                self._end_partition(at)
             elif event.kind == "FailoverDone":
-                self._mark(at, f"{event.new_primary} promoted",
-                           node_colour(event.new_primary), dash="dashed")
+                self._mark("failover", at, f"{event.new_primary} promoted",
+                           node_colour(event.new_primary))
             elif event.kind == "NodeKilled":
-                what = "power loss" if event.power_loss else "killed"
-                self._mark(at, f"{event.node} {what}", node_colour(event.node), dash="dotted")
+                what = "lost power" if event.power_loss else "killed"
+                self._mark("crash", at, f"{event.node} {what}", node_colour(event.node))
 
-    def _close_partition(self, at: float) -> None:
-        if self._open_partition is not None:
-            self._open_partition.right = at
-            self._open_partition = None
+    def _end_partition(self, at: float) -> None:
+        if self._partition_row is not None:
+            self.partitions.patch({"end": [(self._partition_row, at)]})
+            self._partition_row = None
 
-    def _mark(self, at: float, text: str, colour: str, *, dash: str, width: int = 2) -> None:
-        if width:
-            self.figure.add_layout(Span(location=at, dimension="height", line_color=colour,
-                                        line_dash=dash, line_width=width))
-        self.figure.add_layout(Label(x=at, y=4, y_units="screen", x_offset=3, text=text,
-                                     text_font_size="10px", text_color=colour,
-                                     angle=math.pi / 2, angle_units="rad"))
+    def _mark(self, style: str, at: float, text: str, colour: str) -> None:
+        self.marks[style].stream({"t": [at], "text": [text], "colour": [colour]})
 
 
 def lost_writes_figure(acknowledged: int, survived: int, *, title: str | None = None):

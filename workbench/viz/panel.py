@@ -167,6 +167,10 @@ class ControlPanel(widgets.VBox):
     # -- actions (kernel thread, from button clicks) --------------------------------------
     def act(self, what: str, action) -> None:
         """Run a button's action; its outcome shows up through the pump, like any change."""
+        if not self.cluster.runtime.loop.is_running():
+            self.pump.append(EVENTS, _Note(f"{what}: the cluster is closed"))
+            self.pump.flush()
+            return
         try:
             action()
         except Exception as err:   # a click must never raise into the void
@@ -202,10 +206,12 @@ class ControlPanel(widgets.VBox):
         self.event_log.value = self._render_log()
 
     def _render_log(self) -> str:
-        body = "\n".join(html.escape(line) for line in self.log_lines) or "(no events yet)"
-        return ("<div style='font-family:monospace;font-size:12px;white-space:pre;"
-                "background:#f7f7f7;padding:4px 6px;max-height:16em;overflow:auto'>"
-                f"<b>recent events</b>\n{body}</div>")
+        # Newest first, so the latest news is in sight without scrolling.
+        body = "\n".join(html.escape(line) for line in reversed(self.log_lines))
+        return ("<div style='font-family:monospace;font-size:12px;line-height:1.4;"
+                "white-space:pre;background:#f7f7f7;padding:4px 6px;max-height:13em;"
+                "overflow:auto'><b>recent events, newest first</b>\n"
+                f"{body or '(no events yet)'}</div>")
 
 
 class _Note:

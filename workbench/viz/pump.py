@@ -16,7 +16,11 @@ kernel thread and hands the data to the *appliers* registered with ``on(key, fn)
 Outside a kernel (plain Python, tests) the drain runs at once on the caller's thread.
 
 A drain only runs while the kernel is idle or a cell is awaiting, so cells that wait
-should ``await asyncio.sleep(...)``, not ``time.sleep(...)``.
+should ``await asyncio.sleep(...)``, not ``time.sleep(...)``. A cell that blocks (say in
+``cluster.wait_until``) still ends with up-to-date views: after every cell the pump takes
+a fresh snapshot and drains at once, inside that cell -- which is also what makes the
+final state land in a notebook executed headless (nbclient keeps only the messages of
+the cell that is running).
 """
 
 from __future__ import annotations
@@ -36,13 +40,17 @@ EVENTS = "events"       # key of the stream of cluster events worth showing
 NOISY_EVENTS = frozenset({"CommandExecuted", "ReplicaAcked", "FsyncDone"})
 
 
-def kernel_loop():
-    """The asyncio loop of the running IPython kernel, or ``None`` outside a kernel."""
+def _ipython():
     try:
         from IPython import get_ipython
     except ImportError:
         return None
-    kernel = getattr(get_ipython(), "kernel", None)
+    return get_ipython()
+
+
+def kernel_loop():
+    """The asyncio loop of the running IPython kernel, or ``None`` outside a kernel."""
+    kernel = getattr(_ipython(), "kernel", None)
     io_loop = getattr(kernel, "io_loop", None)
     return getattr(io_loop, "asyncio_loop", None)
 
@@ -66,6 +74,7 @@ class UiPump:
         self._cluster = lambda: None      # a weak reference once watching: see watch()
         self._sampler: threading.Thread | None = None
         self._subscription = None
+        self._shell = None
 
     @classmethod
     def for_cluster(cls, cluster, *, every: float = 0.2) -> "UiPump":
@@ -132,6 +141,11 @@ class UiPump:
                 self._apply(appliers.get(key, ()), value)
             self.drains += 1
 
+    def flush(self) -> None:
+        """Apply everything pending now, on this thread: call it only from the kernel's
+        thread (a cell, a button handler), never from a node thread."""
+        self._drain()
+
     @staticmethod
     def _apply(appliers, value) -> None:
         for applier in appliers:
@@ -152,12 +166,22 @@ class UiPump:
         self._sampler = threading.Thread(target=self._sample_loop, args=(cluster, every),
                                          name="workbench-ui-sampler", daemon=True)
         self._sampler.start()
+        self._shell = _ipython()
+        if self._shell is not None:
+            self._shell.events.register("post_run_cell", self._after_cell)
 
     def sample_now(self) -> None:
         """Publish a fresh snapshot at once (after a button acted on the cluster)."""
         cluster = self._cluster()
         if cluster is not None and not self.closed:
             self._publish_snapshot(cluster)
+
+    def _after_cell(self, result=None) -> None:
+        if self.closed:
+            self._shell.events.unregister("post_run_cell", self._after_cell)
+        else:
+            self.sample_now()
+        self.flush()
 
     def _on_event(self, event) -> None:
         if event.kind not in NOISY_EVENTS:
