@@ -60,14 +60,19 @@ def test_power_loss_with_appendfsync_always_keeps_acknowledged_writes(tmp_path):
         assert [k for k in acked if r.get(k) is None] == []
 
 
+def stopped_node_with_two_writes(c):
+    """Write a=1, b=2 (fsynced: appendfsync always), crash the node; its AOF path."""
+    r = c.client()
+    r.set("a", "1")
+    r.set("b", "2")
+    c.nodes[0].kill()
+    return aof_path(c)
+
+
 def test_truncated_tail_loads_with_valkeys_warning(tmp_path):
     with wb.Cluster(nodes=1, data_dir=str(tmp_path), appendfsync="always") as c:
-        r = c.client()
-        r.set("a", "1")
-        r.set("b", "2")
+        path = stopped_node_with_two_writes(c)
         node = c.nodes[0]
-        node.kill()
-        path = aof_path(c)
         with open(path, "ab") as f:
             f.write(b"*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1")      # a torn last record
         node.restart()
@@ -79,12 +84,8 @@ def test_truncated_tail_loads_with_valkeys_warning(tmp_path):
 
 def test_corrupt_record_refuses_to_start_naming_file_and_offset(tmp_path):
     with wb.Cluster(nodes=1, data_dir=str(tmp_path), appendfsync="always") as c:
-        r = c.client()
-        r.set("a", "1")
-        r.set("b", "2")
+        path = stopped_node_with_two_writes(c)
         node = c.nodes[0]
-        node.kill()
-        path = aof_path(c)
         data = bytearray(open(path, "rb").read())
         position = data.index(b"$1\r\na")
         data[position] = ord("!")

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from resp_helpers import feed_bytewise
 from workbench.resp import (NULL_ARRAY, OK, Double, Map, ProtocolError, Push, ReplyError,
                             ReplyReader, RequestParser, SetReply, Verbatim, NEED_MORE, encode,
                             encode_command, split_args)
-
-
-def feed_bytewise(data: bytes, **kw) -> list:
-    parser = RequestParser(**kw)
-    out = []
-    for i in range(len(data)):
-        out.extend(parser.feed(data[i:i + 1]))
-    return out
 
 
 def errors(items) -> list[str]:

@@ -12,19 +12,12 @@ import random
 import pytest
 
 from workbench.resp import ProtocolError, RequestParser, encode_command
+from resp_helpers import feed_bytewise
 
 
 def summary(items) -> list:
     """Commands as lists of bytes, errors as their reason (ProtocolError has no __eq__)."""
     return [("error", i.reason, i.reply) if isinstance(i, ProtocolError) else i for i in items]
-
-
-def feed_bytewise(data: bytes, **kw) -> list:
-    parser = RequestParser(**kw)
-    out = []
-    for i in range(len(data)):
-        out.extend(parser.feed(data[i:i + 1]))
-    return out
 
 
 def feed_careful(data: bytes, monkeypatch, **kw) -> list:
@@ -103,6 +96,9 @@ def test_fast_and_careful_readers_agree_on_random_input(seed, monkeypatch):
         assert fast == summary(feed_bytewise(data)), data
         if parser.canonical:
             assert b"".join(encode_command(c) for c in fast) == data
+            assert parser.encodings == [encode_command(c) for c in fast]
+        else:
+            assert parser.encodings == ()
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -159,3 +155,29 @@ def test_canonical_flag_marks_verbatim_batches():
     assert parser.feed(b"PING\r\n") == [[b"PING"]] and not parser.canonical
     assert parser.feed(b"*1\r\n$4\r\nPI") == [] and not parser.canonical
     assert parser.feed(b"NG\r\n") == [[b"PING"]] and not parser.canonical
+
+
+def test_encodings_are_each_commands_own_bytes():
+    """A pipelined write is propagated as ``encodings[i]``: it must be exactly its bytes."""
+    parser = RequestParser()
+    cmds = [[b"SET", b"k", b"v"], [b"GET", b"k"], [b"SET", b"big", b"x" * 5000],
+            [b"MSET", b"a", b"\x00\r\n*1\r\n", b"", b"y" * 1023, b"z" * 1024]]
+    data = b"".join(encode_command(c) for c in cmds)
+    assert parser.feed(data) == cmds and parser.canonical
+    assert parser.encodings == [encode_command(c) for c in cmds]
+    assert b"".join(parser.encodings) == data
+    parser.feed(b"PING\r\n")
+    assert parser.encodings == () and not parser.canonical
+
+
+@pytest.mark.parametrize("limit", [5, 1022, 1023, 1024, 4999, 5000])
+def test_encodings_with_a_small_bulk_limit(limit, monkeypatch):
+    """Below the header table's size every argument takes the long-spelling path."""
+    data = encode_command([b"SET", b"k", b"x" * 1000]) + encode_command([b"SET", b"k", b"y" * 5000])
+    parser = RequestParser(max_bulk_len=limit)
+    items = parser.feed(data)
+    assert summary(items) == summary(feed_careful(data, monkeypatch, max_bulk_len=limit))
+    if limit >= 5000:
+        assert parser.canonical and b"".join(parser.encodings) == data
+    else:
+        assert not parser.canonical and parser.encodings == ()

@@ -85,6 +85,35 @@ class FsyncDone(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DiskFault(Event):
+    error: str | None         # None: the disk works again
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyHeld(Event):
+    client: int
+    offset: int               # the replication offset the reply waits for
+    read: bool                # a read of uncommitted data (else the write's own reply)
+
+
+@dataclass(frozen=True, slots=True)
+class RepliesReleased(Event):
+    committed_offset: int
+    clients: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeysCommitted(Event):
+    committed_offset: int
+    uncommitted_keys: int     # how many remain uncommitted
+
+
+@dataclass(frozen=True, slots=True)
+class FsyncStarted(Event):
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class PrimaryDown(Event):
     primary: str
     objective: bool           # True when a majority of monitors agree (ODOWN)

@@ -30,6 +30,7 @@ class Node:
         self.server: NodeServer | None = None
         self.monitor: Monitor | None = None
         self.lost_bytes_total = 0
+        self.disk_fault: OSError | None = None
         self._log: list[str] = []
 
     def __repr__(self):
@@ -62,6 +63,22 @@ class Node:
         """Start again on the same port from what is on disk; rejoin as the mode says."""
         self.cluster.runtime.run(self._restart())
 
+    def fail_disk(self, error: OSError | None = None) -> None:
+        """Make every write and fsync of this node's files fail (``EIO`` by default),
+        as a dying disk does, until :meth:`heal_disk`."""
+        import errno
+        fault = error or OSError(errno.EIO, os.strerror(errno.EIO))
+        self.cluster.runtime.call(self._set_disk_fault, fault)
+
+    def heal_disk(self) -> None:
+        self.cluster.runtime.call(self._set_disk_fault, None)
+
+    def _set_disk_fault(self, fault) -> None:
+        self.disk_fault = fault
+        if self.server is not None and self.server.aof is not None:
+            self.server.aof.inject_fault(fault)
+        self.events.publish(ev.DiskFault(self.name, error=str(fault) if fault else None))
+
     # -- the loop side -------------------------------------------------------------------
     async def _start(self, replica_of: str | None = None) -> None:
         server = NodeServer(self)
@@ -70,6 +87,8 @@ class Node:
         if replica_of is not None:
             target = ("127.0.0.1", self.port_of(replica_of))
         await server.start(target)
+        if self.disk_fault is not None and server.aof is not None:
+            server.aof.inject_fault(self.disk_fault)
         self.server = server
         self.port = server.port
         if self.cluster.monitored:

@@ -44,7 +44,8 @@ class Backlog:
             self._ring[pos:] = view[:size - pos]
             self._ring[:end - size] = view[size - pos:]
         self.offset += n
-        self.histlen = min(self.histlen + n, size)
+        if self.histlen < size:            # once full, the ring stays full
+            self.histlen = min(self.histlen + n, size)
 
     def _rotate_to(self, offset: int) -> None:
         """After a whole-ring overwrite the ring starts at 0; place it as ``offset`` expects."""

@@ -71,9 +71,10 @@ class ReplicationState:
     # -- the stream ------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         self.backlog.append(data)
-        for r in self.replicas:
-            if r.state == "online":
-                r.conn.write_raw(data)
+        if self.replicas:                  # skip the loop on a primary without replicas
+            for r in self.replicas:
+                if r.state == "online":
+                    r.conn.write_raw(data)
 
     def shift_history(self) -> None:
         """A promotion starts a new history, remembering the old one for PSYNC."""

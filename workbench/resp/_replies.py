@@ -167,11 +167,19 @@ def _encode_into(out: bytearray, value, proto: int) -> None:
         raise TypeError(f"cannot encode {value!r} as a reply")
 
 
+# "$<len>\r\n" of short arguments, looked up instead of formatted (every write is encoded).
+_BULK_HEADERS = [b"$%d\r\n" % n for n in range(1024)]
+
+
 def encode_command(argv) -> bytes:
     """A command as a multibulk request: the form of the AOF and the replication stream."""
     parts = [b"*%d\r\n" % len(argv)]
+    put = parts.append
     for a in argv:
         if type(a) is not bytes:
             a = str(a).encode() if not isinstance(a, (bytes, bytearray)) else bytes(a)
-        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        n = len(a)
+        put(_BULK_HEADERS[n] if n < 1024 else b"$%d\r\n" % n)
+        put(a)
+        put(b"\r\n")
     return b"".join(parts)

@@ -10,17 +10,24 @@ before the bad bytes still runs. :meth:`RequestParser.feed` mirrors that: it ret
 complete commands in order, and if the bytes went bad, a :class:`ProtocolError` as the
 last item. After an error the parser refuses further input.
 
-Two readers share one grammar. The *fast reader* handles the common case in a few C-level
-calls: a buffer of whole, well-formed multibulk requests whose arguments contain no CRLF.
-It splits on CRLF and checks each header against the canonical spelling of the length it
-announces. Anything unusual (a partial request, an argument containing CRLF, an odd
-spelling) falls back to the *careful reader*, which walks the bytes like Valkey's
-``processMultibulkBuffer`` and names the exact error.
+Two readers share one grammar. The *fast reader* handles the common case: a buffer of
+whole multibulk requests in their canonical spelling (``*<n>`` and ``$<len>`` in plain
+decimal, every element a bulk string). It lets ``hiredis`` (a C RESP parser) split the
+buffer, then *verifies* the result by spelling the commands canonically again and
+comparing with the bytes received: hiredis also accepts things a server must refuse
+(``+PING`` as an argument, RESP3 types, a bulk without its CRLF), so only an exact match
+is trusted. Anything else (a partial request, an odd spelling, an error) falls back to
+the *careful reader*, which walks the bytes like Valkey's ``processMultibulkBuffer`` and
+names the exact error. Both readers give the same result for every input.
 
 No sockets and no clocks here: the server feeds bytes and acts on what comes out.
 """
 
 from __future__ import annotations
+
+import re
+
+import hiredis
 
 INLINE_MAX_SIZE = 64 * 1024          # PROTO_INLINE_MAX_SIZE
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024   # proto-max-bulk-len
@@ -28,6 +35,12 @@ DEFAULT_QUERY_BUFFER_LIMIT = 1024 * 1024 * 1024   # client-query-buffer-limit
 UNAUTH_MAX_MULTIBULK = 10
 UNAUTH_MAX_BULK = 16384
 _INT_MAX = 2**31 - 1
+# Canonical headers of short requests, looked up instead of formatted.
+_COUNT_HEADERS = [b"*%d\r\n" % n for n in range(256)]
+_BULK_HEADERS = [b"$%d\r\n" % n for n in range(1024)]
+# hiredis allocates an aggregate's slots as soon as it reads the header, so a tiny
+# "*3000000000\r\n" would cost gigabytes; such counts are left to the careful reader.
+_LONG_AGGREGATE = re.compile(rb"[*%~>|]\d{4}")
 
 
 class ProtocolError(Exception):
@@ -54,6 +67,10 @@ def strict_int(b: bytes) -> int | None:
     return int(b)
 
 
+class _NotCanonical(Exception):
+    """The fast reader gives up: the bytes need the careful reader."""
+
+
 class RequestParser:
     """Incremental request reader for one client connection.
 
@@ -63,8 +80,8 @@ class RequestParser:
     needs the exact byte size of every command to keep its replication offset.
     """
 
-    __slots__ = ("_buf", "_need", "_broken", "authenticated", "max_bulk_len",
-                 "query_buffer_limit", "with_sizes")
+    __slots__ = ("_buf", "_need", "_broken", "_reader", "authenticated", "max_bulk_len",
+                 "query_buffer_limit", "with_sizes", "canonical", "encodings")
 
     def __init__(self, *, authenticated: bool = True, max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
                  query_buffer_limit: int = DEFAULT_QUERY_BUFFER_LIMIT, with_sizes: bool = False):
@@ -75,6 +92,12 @@ class RequestParser:
         self.max_bulk_len = max_bulk_len
         self.query_buffer_limit = query_buffer_limit
         self.with_sizes = with_sizes
+        self._reader = hiredis.Reader()   # the fast reader's splitter; empty between feeds
+        # True when the commands of the last feed() were exactly the bytes fed, spelled
+        # canonically (so those bytes can be propagated as they are); ``encodings`` then
+        # holds each command's own bytes, in order (``encodings[i]`` is command ``i``).
+        self.canonical = False
+        self.encodings: list | tuple = ()
 
     @property
     def buffered(self) -> int:
@@ -82,12 +105,15 @@ class RequestParser:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list:
+        self.canonical = False
+        self.encodings = ()
         if self._broken:
             return []
         if not self._buf and self.authenticated and not self.with_sizes and data[:1] == b"*":
-            commands = _read_fast(data)
+            commands = self._read_fast(data)
             if commands is not None:
-                return commands
+                self.canonical = True
+                return commands             # self.encodings was set by _read_fast
         self._buf += data
         if len(self._buf) < self._need:
             if len(self._buf) > self.query_buffer_limit:
@@ -103,6 +129,55 @@ class RequestParser:
             self._broken = True
             out.append(ProtocolError("query buffer limit reached", reply=False))
         return out
+
+    def _read_fast(self, data: bytes):
+        """Whole, canonical multibulk requests only; ``None`` means "use the careful reader".
+
+        hiredis splits ``data``; the commands are then spelled canonically again and must
+        give back exactly ``data``. That comparison is the proof: canonical multibulk has
+        one reading, so equal bytes mean the careful reader would return the same
+        commands. Other element types fail it, or raise ``TypeError`` while being spelled
+        (integers, ``None``, nested arrays). Each command is spelled on its own, so on
+        success ``self.encodings[i]`` is exactly the bytes command ``i`` arrived as.
+        """
+        if _LONG_AGGREGATE.search(data):
+            return None
+        reader = self._reader
+        # "$<len>\r\n" of short arguments from the table; a miss (IndexError) means an
+        # argument too long for it (or a limit below the table's): see _spell_long.
+        headers = _BULK_HEADERS if self.max_bulk_len >= len(_BULK_HEADERS) - 1 else ()
+        commands = []
+        encodings = []
+        try:
+            reader.feed(data)
+            while (argv := reader.gets()) is not False:
+                if type(argv) is not list or not argv:
+                    raise _NotCanonical
+                commands.append(argv)
+                spelled = [_COUNT_HEADERS[len(argv)]]     # IndexError: a long request
+                try:
+                    for arg in argv:
+                        spelled += (headers[len(arg)], arg, b"\r\n")
+                except IndexError:
+                    spelled = [_COUNT_HEADERS[len(argv)], self._spell_long(argv)]
+                encodings.append(b"".join(spelled))
+            if b"".join(encodings) == data:
+                self.encodings = encodings
+                return commands
+        except (_NotCanonical, TypeError, IndexError, hiredis.ProtocolError):
+            pass
+        self._reader = hiredis.Reader()    # drop whatever hiredis still holds
+        return None
+
+    def _spell_long(self, argv: list) -> bytes:
+        """The arguments of ``argv`` spelled canonically, for any length up to the limit."""
+        parts = []
+        for arg in argv:
+            n = len(arg)
+            if n > self.max_bulk_len:
+                raise _NotCanonical         # the careful reader names the error
+            parts.append(b"$%d\r\n%b\r\n" % (n, arg))
+        return b"".join(parts)
 
     def _read_careful(self, out: list) -> int:
         """Parse whole commands from the buffer into ``out``; return bytes consumed."""
@@ -179,33 +254,6 @@ class RequestParser:
             argv.append(bytes(buf[pos:pos + length]))
             pos += length + 2
         return argv, pos
-
-
-def _read_fast(data: bytes):
-    """Whole, canonical multibulk requests only; ``None`` means "use the careful reader"."""
-    parts = data.split(b"\r\n")
-    if parts[-1]:
-        return None
-    last = len(parts) - 1
-    commands = []
-    i = 0
-    try:
-        while i < last:
-            head = parts[i]
-            n = int(head[1:])
-            if n <= 0 or head != b"*%d" % n:
-                return None
-            end = i + 1 + 2 * n
-            if end > last:
-                return None
-            argv = parts[i + 2:end:2]
-            if parts[i + 1:end:2] != [b"$%d" % len(a) for a in argv]:
-                return None
-            commands.append(argv)
-            i = end
-    except ValueError:
-        return None
-    return commands
 
 
 _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}

@@ -88,18 +88,22 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data):
         if self.closing:
             return
-        self.last_interaction = time.time()
-        items = self.parser.feed(data)
+        now = self.last_interaction = time.time()
+        parser = self.parser
+        items = parser.feed(data)
         if self.blocked or self.pending:
             self.pending.extend(items)
             return
         node = self.node
+        now_ms = int(now * 1000)          # one clock reading for the whole batch
+        # canonical requests can be propagated as the bytes they arrived as
+        encodings = parser.encodings      # encodings[i] is items[i] in RESP; else empty
         out = []
         for i, item in enumerate(items):
             if type(item) is not list:
                 self._protocol_error(item, out)
                 break
-            reply = node.execute(self, item)
+            reply = node.execute(self, item, now_ms, encodings[i] if encodings else None)
             if type(reply) is Blocked:
                 self.pending.extend(items[i + 1:])
                 self._block(reply, out)

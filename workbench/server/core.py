@@ -94,8 +94,6 @@ class NodeServer:
         self.stat_commands = 0
         self.stat_connections = 0
         self.stat_rejected = 0
-        self.stat_keyspace_hits = 0
-        self.stat_keyspace_misses = 0
         self.loaded_commands = 0
         self.log_lines: list[str] = []
 
@@ -203,7 +201,15 @@ class NodeServer:
         self.unwatch(conn)
 
     # -- the command path ------------------------------------------------------------
-    def execute(self, conn, argv: list):
+    def execute(self, conn, argv: list, now_ms: int | None = None,
+                verbatim: bytes | None = None):
+        """Run one command for ``conn``; return its reply.
+
+        A connection passes the clock it read for the whole batch (``now_ms``) and, when
+        the command arrived in canonical RESP, the exact bytes it arrived as
+        (``verbatim``, one command's share of a pipelined batch): a plain write is then
+        propagated as those bytes instead of being encoded again.
+        """
         spec = lookup(argv[0])
         self.stat_commands += 1
         if spec is None:
@@ -233,7 +239,7 @@ class NodeServer:
             return self.reject(conn, MASTERDOWN)
         if spec.is_server:
             return SERVER_HANDLERS[spec.name](self, conn, argv)
-        return self.run_keyspace(conn, spec, argv)
+        return self.run_keyspace(conn, spec, argv, now_ms, verbatim)
 
     def reject(self, conn, error: ReplyError) -> ReplyError:
         self.stat_rejected += 1
@@ -252,18 +258,26 @@ class NodeServer:
             return NOREPLICAS
         return None
 
-    def run_keyspace(self, conn, spec, argv):
-        outcome = self.keyspace.run(spec, argv, conn.db, int(time.time() * 1000),
-                                    replica=self.link is not None)
-        if outcome.propagate:
+    def run_keyspace(self, conn, spec, argv, now_ms: int | None = None,
+                     verbatim: bytes | None = None):
+        if now_ms is None:
+            now_ms = int(time.time() * 1000)
+        # the effects are read off the Context (Keyspace.run would wrap them in an Outcome)
+        outcome = self.keyspace.run_context(spec, argv, conn.db, now_ms,
+                                            replica=self.link is not None)
+        propagate = outcome.propagated
+        if propagate:
             if self._in_exec is not None:
-                self._in_exec.append((conn.db, outcome.propagate))
+                self._in_exec.append((conn.db, propagate))
+            elif verbatim is not None and len(propagate) == 1 and propagate[0] is argv:
+                # propagated as received: reuse the request bytes (the canonical encoding)
+                self.propagate(propagate, conn.db, encoded=verbatim)
             else:
-                self.propagate(outcome.propagate, conn.db)
+                self.propagate(propagate, conn.db)
             conn.woff = self.repl.offset
             if self.watchers:
                 self.touch_keys(conn.db, outcome.changed_keys)
-                for db in outcome.flushed_dbs:
+                for db in outcome.flushed:
                     self.touch_db(db)
         if outcome.events and self.pubsub.notify_flags:
             self.pubsub.keyspace_events(outcome.events)
@@ -278,8 +292,12 @@ class NodeServer:
         self.execute(self._primary_client, argv)
 
     # -- propagation: the AOF and the replication stream -----------------------------
-    def propagate(self, commands: list, db: int) -> None:
-        encoded = b"".join([encode_command(c) for c in commands])
+    def propagate(self, commands: list, db: int, encoded: bytes | None = None) -> None:
+        """Append ``commands`` to the AOF and the replication stream, after a ``SELECT``
+        when ``db`` changed; ``encoded`` is their RESP form when the caller has it."""
+        if encoded is None:
+            encoded = (encode_command(commands[0]) if len(commands) == 1
+                       else b"".join([encode_command(c) for c in commands]))
         if self.aof is not None and self.aof_error is None:
             if self.aof_db != db:
                 self.aof.feed(encode_command([b"SELECT", b"%d" % db]))

@@ -88,6 +88,10 @@ class AppendOnlyFile:
         """Bytes fed but not yet flushed (INFO's ``aof_buffer_length``)."""
         return len(self.aof_buf)
 
+    def inject_fault(self, fault: OSError | None) -> None:
+        """Make writes and fsyncs raise ``fault`` (the failing-disk nemesis); None heals."""
+        self._file.injected_fault = fault
+
     @property
     def closed(self) -> bool:
         return self._file.closed
@@ -151,8 +155,12 @@ class AppendOnlyFile:
         Any ``aof_buf`` content is discarded for the same reason, so feed new commands
         only after this returns. Afterwards ``fsynced_size == len(base)``.
         """
+        if self._file.injected_fault is not None:
+            raise self._file.injected_fault
         atomic_write(self.path, base)     # temp file, fsync, rename, fsync the directory
+        fault = self._file.injected_fault
         old, self._file = self._file, DurableFile.open(self.path)
+        self._file.injected_fault = fault
         old.close()
         self.aof_buf.clear()
 

@@ -72,6 +72,9 @@ class DurableFile:
     new), so the two sizes start equal and ``fsynced_size`` is honest from the start.
     """
 
+    # The fault layer sets this to make every write and fsync fail (a failing disk).
+    injected_fault: OSError | None = None
+
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         directory = os.path.dirname(self.path)
@@ -122,6 +125,8 @@ class DurableFile:
         record back off with :meth:`truncate`.
         """
         fd = self._require_open()
+        if self.injected_fault is not None:
+            raise self.injected_fault
         # Views are released even on error: a live view would pin a caller's bytearray.
         with memoryview(data) as view:
             total, done = len(view), 0
@@ -144,6 +149,8 @@ class DurableFile:
         fd = self._fd
         if fd is None:
             return self.fsynced_size
+        if self.injected_fault is not None:
+            raise self.injected_fault
         with self._lock:
             covered = self._written        # taken BEFORE the syscall: never over-claim
         try:

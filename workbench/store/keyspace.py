@@ -56,7 +56,7 @@ class Context:
     """
 
     __slots__ = ("keyspace", "db", "now_ms", "propagate", "changed_keys", "events",
-                 "expired_dels", "replica", "applying", "flushed")
+                 "expired_dels", "replica", "applying", "flushed", "reply", "propagated")
 
     def __init__(self, keyspace: "Keyspace", db: Database, now_ms: int, replica: bool = False,
                  applying: bool = False):
@@ -70,6 +70,9 @@ class Context:
         self.replica = replica
         self.applying = applying
         self.flushed = ()           # a flush sets a list of db ids
+        # set by Keyspace.run_context once the handler returned (Outcome's fields):
+        self.reply = None
+        self.propagated: list = []
 
     # -- reading ---------------------------------------------------------------------
     def lookup(self, key: bytes):
@@ -160,11 +163,19 @@ class Keyspace:
 
     def run(self, spec: CommandSpec, argv: list, db: int, now_ms: int, replica: bool = False) -> Outcome:
         """Execute a looked-up keyspace command; arity is the caller's to check."""
+        ctx = self.run_context(spec, argv, db, now_ms, replica)
+        return Outcome(ctx.reply, ctx.changed_keys, ctx.propagated, ctx.events, ctx.flushed)
+
+    def run_context(self, spec: CommandSpec, argv: list, db: int, now_ms: int,
+                    replica: bool = False) -> Context:
+        """:meth:`run`, leaving the outcome on the Context (``reply``, ``propagated``,
+        ``changed_keys``, ``events``, ``flushed``): the server's per-command path reads
+        it there rather than allocating an :class:`Outcome` for every command."""
         ctx = Context(self, self.dbs[db], now_ms, replica, replica and spec.is_write)
         try:
-            reply = spec.handler(ctx, argv)
+            ctx.reply = spec.handler(ctx, argv)
         except ReplyError as err:
-            reply = err
+            ctx.reply = err
         if ctx.propagate is not None:
             propagate = ctx.propagate
         elif spec.is_write and (len(ctx.changed_keys) > len(ctx.expired_dels) or ctx.flushed):
@@ -173,7 +184,8 @@ class Keyspace:
             propagate = []
         if ctx.expired_dels:
             propagate = ctx.expired_dels + propagate
-        return Outcome(reply, ctx.changed_keys, propagate, ctx.events, ctx.flushed)
+        ctx.propagated = propagate
+        return ctx
 
     def execute(self, argv: list, *, db: int = 0, now_ms: int, replica: bool = False) -> Outcome:
         """Look up and run one command, with Valkey's errors for unknown commands and arity."""

@@ -1,0 +1,6 @@
+"""Durability: providers report durable offsets; the commit gate holds what is not yet."""
+
+from .gate import NOT_HELD, CommitGate, HeldReplies, UncommittedKeys
+from .providers import AofProvider
+
+__all__ = ["NOT_HELD", "CommitGate", "HeldReplies", "UncommittedKeys", "AofProvider"]

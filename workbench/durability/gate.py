@@ -1,0 +1,212 @@
+"""The commit gate: replies leave only when what they depend on is durable.
+
+Theory of operation
+-------------------
+Every write the node executes gets a replication offset. Each durability *provider*
+(the fsynced AOF, a quorum of replicas, a Raft majority) reports the highest offset it
+has made durable; the **committed offset** is the smallest of those reports. The gate
+compares every reply with it:
+
+* a write's reply depends on the offset of the write itself;
+* a read's reply depends on the newest uncommitted change of any key it touches -- a
+  client must not see a value that a crash could still take back (a *dirty read*);
+* a keyspace-informational command (``KEYS``, ``SCAN``, ``DBSIZE`` ...) reveals the
+  whole keyspace, so it depends on the newest uncommitted change of any key;
+* ``FLUSHDB``/``FLUSHALL`` dirty a whole database at once.
+
+A reply whose offset is not yet committed is *held* in its client's output, behind
+a byte boundary; the replies before it in a pipeline go out at once, the ones after it
+wait behind it, so a connection's order is never broken. When the committed offset
+advances, held replies up to it are released, committed keys are forgotten and the
+deferred side effects (keyspace notifications) run.
+
+Everything here is pure bookkeeping -- offsets in, releases out; the server owns the
+sockets and the clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+NOT_HELD = -1
+
+
+class UncommittedKeys:
+    """Key -> offset of its last not-yet-durable change, per database."""
+
+    __slots__ = ("_by_db", "_order", "_db_dirty", "newest")
+
+    def __init__(self):
+        self._by_db: dict[int, dict] = {}
+        self._order: deque = deque()          # (offset, db, key) in offset order
+        self._db_dirty: dict[int, int] = {}   # db -> offset of a flush not yet durable
+        self.newest = NOT_HELD                # newest uncommitted offset of anything
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys in self._by_db.values())
+
+    def mark(self, db: int, key: bytes, offset: int) -> None:
+        self._by_db.setdefault(db, {})[key] = offset
+        self._order.append((offset, db, key))
+        if offset > self.newest:
+            self.newest = offset
+
+    def mark_db(self, db: int, offset: int) -> None:
+        self._db_dirty[db] = offset
+        if offset > self.newest:
+            self.newest = offset
+
+    def offset_for(self, db: int, keys) -> int:
+        """The offset a read of ``keys`` in ``db`` must wait for (NOT_HELD if none)."""
+        wanted = self._db_dirty.get(db, NOT_HELD)
+        dirty = self._by_db.get(db)
+        if dirty:
+            for key in keys:
+                offset = dirty.get(key, NOT_HELD)
+                if offset > wanted:
+                    wanted = offset
+        return wanted
+
+    def drain(self, committed: int) -> int:
+        """Forget changes at or below ``committed``; return how many keys became clean."""
+        cleaned = 0
+        order = self._order
+        while order and order[0][0] <= committed:
+            offset, db, key = order.popleft()
+            keys = self._by_db.get(db)
+            # a later change of the same key keeps it dirty under its newer offset
+            if keys is not None and keys.get(key, NOT_HELD) <= committed and key in keys:
+                del keys[key]
+                cleaned += 1
+        for db in [db for db, off in self._db_dirty.items() if off <= committed]:
+            del self._db_dirty[db]
+        if self.newest <= committed:
+            self.newest = NOT_HELD
+        return cleaned
+
+    def clear(self) -> None:
+        self._by_db.clear()
+        self._order.clear()
+        self._db_dirty.clear()
+        self.newest = NOT_HELD
+
+
+class HeldReplies:
+    """One client's output: byte chunks, each tagged with the offset it waits for."""
+
+    __slots__ = ("_chunks", "held_bytes")
+
+    def __init__(self):
+        self._chunks: deque = deque()   # [offset, bytes]
+        self.held_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def add(self, data: bytes, offset: int) -> None:
+        self._chunks.append((offset, data))
+        self.held_bytes += len(data)
+
+    def release(self, committed: int) -> list[bytes]:
+        """The chunks that may leave now: the leading ones whose offset is committed."""
+        out = []
+        chunks = self._chunks
+        while chunks and chunks[0][0] <= committed:
+            _, data = chunks.popleft()
+            self.held_bytes -= len(data)
+            out.append(data)
+        return out
+
+    def first_offset(self) -> int:
+        return self._chunks[0][0] if self._chunks else NOT_HELD
+
+    def clear(self) -> int:
+        dropped = len(self._chunks)
+        self._chunks.clear()
+        self.held_bytes = 0
+        return dropped
+
+
+class CommitGate:
+    """Committed offset, uncommitted keys, waiting clients and deferred effects.
+
+    ``providers`` are objects with a ``durable_offset`` attribute (or property); the
+    gate takes their minimum. The server calls :meth:`advance` whenever a provider
+    may have moved, and sends what it returns.
+    """
+
+    def __init__(self, providers: list):
+        self.providers = list(providers)
+        self.committed_offset = min((p.durable_offset for p in self.providers), default=0)
+        self.uncommitted = UncommittedKeys()
+        self.waiting: set = set()                 # clients with held replies
+        self._deferred: deque = deque()           # (offset, callable) in offset order
+        self.read_blocked_count = 0
+        self.write_blocked_count = 0
+
+    # -- deciding ---------------------------------------------------------------------
+    def offset_for_reply(self, *, wrote_offset: int, db: int, keys, keyspace_wide: bool) -> int:
+        """The offset a reply must wait for, or NOT_HELD if it may leave now.
+
+        ``wrote_offset`` is the replication offset after the command if it propagated
+        anything (a write that changed the keyspace), else NOT_HELD.
+        """
+        committed = self.committed_offset
+        if wrote_offset > committed:
+            self.write_blocked_count += 1
+            return wrote_offset
+        if keyspace_wide:
+            wanted = self.uncommitted.newest
+        else:
+            wanted = self.uncommitted.offset_for(db, keys)
+        if wanted > committed:
+            self.read_blocked_count += 1
+            return wanted
+        return NOT_HELD
+
+    def record_write(self, db: int, keys, offset: int) -> None:
+        for key in keys:
+            self.uncommitted.mark(db, key, offset)
+
+    def record_flush(self, dbs, offset: int) -> None:
+        for db in dbs:
+            self.uncommitted.mark_db(db, offset)
+
+    def defer(self, offset: int, effect: Callable[[], None]) -> None:
+        """Run ``effect`` once ``offset`` is committed (at once if it already is)."""
+        if offset <= self.committed_offset:
+            effect()
+        else:
+            self._deferred.append((offset, effect))
+
+    # -- advancing -------------------------------------------------------------------
+    def current_offset(self) -> int:
+        return min((p.durable_offset for p in self.providers), default=self.committed_offset)
+
+    def advance(self) -> list:
+        """Take the providers' newest minimum; return the deferred effects now due.
+
+        The caller then flushes every client in :attr:`waiting` (see
+        :meth:`release`). The committed offset never moves backwards.
+        """
+        offset = self.current_offset()
+        if offset <= self.committed_offset:
+            return []
+        self.committed_offset = offset
+        self.uncommitted.drain(offset)
+        due = []
+        deferred = self._deferred
+        while deferred and deferred[0][0] <= offset:
+            due.append(deferred.popleft()[1])
+        return due
+
+    def release_everything(self) -> list:
+        """Gating turned off: every held reply and deferred effect may go."""
+        self.uncommitted.clear()
+        due = [effect for _, effect in self._deferred]
+        self._deferred.clear()
+        return due
+
+    def drop_deferred(self) -> None:
+        self._deferred.clear()

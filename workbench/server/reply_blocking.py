@@ -1,0 +1,75 @@
+"""Observability and testing levers of the commit gate, with the names of Valkey's proposal.
+
+``INFO reply_blocking`` (also shown under ``INFO debug``, where Valkey's tests read it)::
+
+    reply_blocking_enabled:1
+    reply_blocking_read_blocked_count:<reads whose reply was held>
+    reply_blocking_write_blocked_count:<writes whose reply was held>
+    reply_blocking_clients_waiting_ack:<clients with held replies now>
+    reply_blocking_uncommitted_keys:<keys changed but not yet durable>
+    reply_blocking_previous_acked_offset:<the committed offset>
+    reply_blocking_primary_repl_offset:<the replication offset>
+
+``DEBUG reply-blocking-pause aof`` freezes the durable offset the gate sees (fsyncs go
+on) and ``DEBUG reply-blocking-resume aof`` lets it catch up: the lever a test or a
+notebook uses to watch replies wait.
+"""
+
+from __future__ import annotations
+
+from ..resp import OK, ReplyError
+from .commands_admin import DEBUG_HOOKS, EXTRA_SECTIONS
+
+
+def info_lines(server) -> list[str]:
+    gate = server.gate
+    lines = ["# Reply_blocking", f"reply_blocking_enabled:{1 if gate is not None else 0}"]
+    if gate is None:
+        return lines
+    return lines + [
+        f"reply_blocking_read_blocked_count:{gate.read_blocked_count}",
+        f"reply_blocking_write_blocked_count:{gate.write_blocked_count}",
+        f"reply_blocking_clients_waiting_ack:{len(gate.waiting)}",
+        f"reply_blocking_uncommitted_keys:{len(gate.uncommitted)}",
+        f"reply_blocking_previous_acked_offset:{gate.committed_offset}",
+        f"reply_blocking_primary_repl_offset:{server.repl.offset}",
+        f"reply_blocking_held_bytes:{sum(c.held.held_bytes for c in gate.waiting)}",
+        f"reply_blocking_provider_aof_paused:{1 if server.aof_provider.paused else 0}",
+        f"reply_blocking_group_commit_batches:{server.write_behind.batches if server.write_behind else 0}",
+        f"reply_blocking_group_commit_writes:{server.write_behind.batched_writes if server.write_behind else 0}",
+    ]
+
+
+def _provider(server, argv):
+    if len(argv) != 3:
+        return None, ReplyError("ERR wrong number of arguments for 'debug|reply-blocking' command")
+    name = argv[2].lower()
+    if name != b"aof" or server.aof_provider is None:
+        return None, ReplyError(f"ERR No such reply-blocking provider "
+                                f"'{argv[2].decode(errors='replace')}'")
+    return server.aof_provider, None
+
+
+def pause(server, conn, argv):
+    provider, error = _provider(server, argv)
+    if error:
+        return error
+    provider.pause()
+    server.log(f"Paused AOF reply-blocking (frozen at offset {provider.durable_offset})")
+    return OK
+
+
+def resume(server, conn, argv):
+    provider, error = _provider(server, argv)
+    if error:
+        return error
+    provider.resume()
+    server.log("Resumed AOF reply-blocking")
+    server.gate_progress()
+    return OK
+
+
+EXTRA_SECTIONS["reply_blocking"] = info_lines
+EXTRA_SECTIONS["debug"] = info_lines
+DEBUG_HOOKS[b"reply-blocking-pause"] = pause
+DEBUG_HOOKS[b"reply-blocking-resume"] = resume
