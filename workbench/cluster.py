@@ -35,8 +35,9 @@ from .server.config import validate_overrides
 # What each mode sets on every node; the user's keywords come on top.
 MODE_CONFIGS = {
     "async": {"appendonly": "yes", "appendfsync": "everysec"},
+    "aof": {"appendonly": "yes", "appendfsync": "always", "aof-write-behind": "yes"},
 }
-PLANNED_MODES = ("aof", "sync", "raft")
+PLANNED_MODES = ("sync", "raft")
 CLUSTER_KEYWORDS = ("down_after_ms",)
 
 

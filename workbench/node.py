@@ -13,7 +13,7 @@ import os
 
 from . import events as ev
 from .failover.monitor import Monitor
-from .server import NodeServer
+from .server import NodeServer, gating
 from .server.config import Config
 from .storage import atomic_write
 
@@ -165,7 +165,10 @@ class Node:
             if self.config[name] and server.aof is None:
                 server.start_aof()
             elif not self.config[name] and server.aof is not None:
+                gating.disable(server, disconnect=False)
                 server.stop_aof()
+        if name in ("appendonly", "appendfsync", "aof-write-behind"):
+            gating.reconcile(server)        # e.g. appendfsync everysec releases held replies
 
     def log(self, line: str) -> None:
         if self.server is not None:

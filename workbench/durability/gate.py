@@ -144,6 +144,7 @@ class CommitGate:
         self._deferred: deque = deque()           # (offset, callable) in offset order
         self.read_blocked_count = 0
         self.write_blocked_count = 0
+        self.clients_disconnected_before_unblocking = 0
 
     # -- deciding ---------------------------------------------------------------------
     def offset_for_reply(self, *, wrote_offset: int, db: int, keys, keyspace_wide: bool) -> int:

@@ -6,6 +6,7 @@ import time
 
 from ..resp import (NULL_ARRAY, OK, PONG, Map, ReplyError, SetReply, Simple, Verbatim)
 from ..store import COMMANDS, lookup
+from ..durability import NOT_HELD
 from .connection import NO_REPLY
 from .registry import handles
 
@@ -156,23 +157,46 @@ def exec_(server, conn, argv):
         refusal = server.write_refusal() if not conn.is_primary_link else None
         if refusal is not None:
             return ReplyError(f"EXECABORT Transaction discarded because of: {refusal.text}")
-    server._in_exec = collected = []
+    server._in_exec = collected = []         # (db, propagated, changed keys, flushed, events)
+    replies, hold = [], NOT_HELD
     try:
-        replies = [server.execute(conn, a) for a in queued]
+        for a in queued:
+            replies.append(server.execute(conn, a))
+            hold, conn.hold_until = max(hold, conn.hold_until), NOT_HELD
     finally:
         server._in_exec = None
     if collected:
-        commands = [argv for _, props in collected for argv in props]
+        commands = [argv for entry in collected for argv in entry[1]]
         first_db = collected[0][0]
-        if len(commands) > 1 or len({db for db, _ in collected}) > 1:
+        if len(commands) > 1 or len({entry[0] for entry in collected}) > 1:
             server.propagate([[b"MULTI"]], first_db)
-            for db, props in collected:
+            for db, props, *_ in collected:
                 server.propagate(props, db)
             server.propagate([[b"EXEC"]], collected[-1][0])
         else:
             server.propagate(commands, first_db)
         conn.woff = server.repl.offset
+        _after_exec(server, collected, conn.woff)
+        hold = max(hold, conn.woff)
+    if server.gate is not None and hold > server.gate.committed_offset:
+        conn.hold_until = hold             # the whole transaction's reply waits for its end
     return replies
+
+
+def _after_exec(server, collected, offset: int) -> None:
+    """A transaction dirties its keys, and fires its notifications, at one offset."""
+    gate = server.gate
+    notify = server.pubsub.notify_flags
+    for db, _, keys, flushed, events in collected:
+        if gate is not None:
+            gate.record_write(db, keys, offset)
+            if flushed:
+                gate.record_flush(flushed, offset)
+        if events and notify:
+            if gate is not None:
+                gate.defer(offset, lambda events=events: server.pubsub.keyspace_events(events))
+            else:
+                server.pubsub.keyspace_events(events)
 
 
 @handles("WATCH", -2, "fast loading stale no_multi", 1, -1, 1, group="transactions")

@@ -17,6 +17,7 @@ import itertools
 import time
 from collections import deque
 
+from ..durability import NOT_HELD, HeldReplies
 from ..resp import ProtocolError, RequestParser, encode
 
 _client_ids = itertools.count(1)
@@ -69,6 +70,10 @@ class ClientConnection(asyncio.Protocol):
         self.closing = False
         # output written at the end of this event-loop turn (see _queue_output)
         self._unsent: list = []
+        # the commit gate: the offset the current reply waits for, and the held output
+        self.hold_until = NOT_HELD
+        self.held = HeldReplies()
+        self.paused_by_gate = False
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport):
@@ -109,7 +114,10 @@ class ClientConnection(asyncio.Protocol):
                 self._block(reply, out)
                 return
             if reply is not _NO_REPLY:
-                out.append(encode(reply, self.proto))
+                if node.gate is None:
+                    out.append(encode(reply, self.proto))
+                else:
+                    self._emit_gated(reply, out)
             if self.closing:
                 break
         self.flush(out)
@@ -159,8 +167,11 @@ class ClientConnection(asyncio.Protocol):
         if future.cancelled():
             return
         reply = future.result()
-        out = [encode(reply, self.proto)] if reply is not _NO_REPLY else []
-        self.transport.resume_reading()
+        out = []
+        if reply is not _NO_REPLY:
+            self._emit_gated(reply, out)
+        if not self.paused_by_gate:
+            self.transport.resume_reading()
         self._drain_pending(out)
 
     def _drain_pending(self, out: list) -> None:
@@ -174,8 +185,52 @@ class ClientConnection(asyncio.Protocol):
                 self._block(reply, out)
                 return
             if reply is not _NO_REPLY:
-                out.append(encode(reply, self.proto))
+                self._emit_gated(reply, out)
         self.flush(out)
+
+    # -- the commit gate ------------------------------------------------------------
+    def _emit_gated(self, reply, out: list) -> None:
+        """Queue a reply, behind the gate when it (or an earlier reply) must wait."""
+        data = encode(reply, self.proto)
+        hold, self.hold_until = self.hold_until, NOT_HELD
+        gate = self.node.gate
+        if gate is None or (hold == NOT_HELD and not len(self.held)):
+            out.append(data)
+            return
+        if out:                                   # earlier replies of the batch go first
+            self._queue_output(list(out))
+            out.clear()
+        self.held.add(data, hold)
+        gate.waiting.add(self)
+        if self.held.held_bytes > self.node.config["reply-blocking-max-held-bytes"] \
+                and not self.paused_by_gate and self.transport is not None:
+            self.paused_by_gate = True            # back-pressure: read nothing more for now
+            self.transport.pause_reading()
+
+    def release_held(self, committed) -> int:
+        """Send the held replies the committed offset now covers (``None``: all)."""
+        released = self.held.release(committed if committed is not None else 2**63)
+        if released:
+            self._queue_output(released)
+        gate = self.node.gate
+        if not len(self.held):
+            if gate is not None:
+                gate.waiting.discard(self)
+            if self.paused_by_gate:
+                self.paused_by_gate = False
+                if self.transport is not None and not self.blocked and not self.closing:
+                    self.transport.resume_reading()
+        return 1 if released else 0
+
+    def fail_held(self, error) -> None:
+        """The disk failed: every held reply becomes ``error``, one for one, in order."""
+        count = self.held.clear()
+        if count:
+            self._queue_output([error.wire] * count)
+        if self.paused_by_gate:
+            self.paused_by_gate = False
+            if self.transport is not None and not self.blocked and not self.closing:
+                self.transport.resume_reading()
 
     def send(self, reply) -> None:
         """Push an out-of-band reply (a pub/sub message) to this client."""

@@ -29,6 +29,8 @@ from ..store import snapshot
 from ..replication.primary import ReplicationState
 from ..replication.replica import ReplicaLink
 from .connection import Blocked, ClientConnection, NO_REPLY
+from . import gating
+from ..durability import NOT_HELD
 from .pubsub import PubSub
 from .registry import SERVER_HANDLERS
 
@@ -60,6 +62,7 @@ class _PrimaryStreamClient:
         self.replica = None
         self.closing = False
         self.name = b""
+        self.hold_until = NOT_HELD
 
 
 class NodeServer:
@@ -82,6 +85,9 @@ class NodeServer:
         self.aof_db = -1
         self.aof_offset_at_fsync = -1            # replication offset covered by the last fsync
         self.aof_error: str | None = None
+        self.gate = None                         # CommitGate while replies are held (aof mode)
+        self.aof_provider = None
+        self.write_behind = None
         self._aof_flush_pending = False
         self._fsync_thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -109,6 +115,7 @@ class NodeServer:
         self._tasks.append(loop.create_task(self._cron()))
         if replica_of is not None:
             self.become_replica(*replica_of)
+        gating.reconcile(self)
 
     def _load_aof(self) -> None:
         path = os.path.join(self.data_dir, self.config["appendfilename"])
@@ -162,6 +169,8 @@ class NodeServer:
     def kill(self, power_loss: bool) -> int:
         """Stop at once, like a crashed process: no goodbye, no flush. Returns bytes lost."""
         self._stopping.set()
+        if self.write_behind is not None:
+            self.write_behind.stop()
         if self._server is not None:
             self._server.close()
         for conn in list(self.clients):
@@ -199,6 +208,9 @@ class NodeServer:
             self.repl.drop_replica(conn.replica)
         self.pubsub.unsubscribe_all(conn)
         self.unwatch(conn)
+        if self.gate is not None and conn in self.gate.waiting:
+            self.gate.waiting.discard(conn)
+            self.gate.clients_disconnected_before_unblocking += 1
 
     # -- the command path ------------------------------------------------------------
     def execute(self, conn, argv: list, now_ms: int | None = None,
@@ -266,21 +278,49 @@ class NodeServer:
         outcome = self.keyspace.run_context(spec, argv, conn.db, now_ms,
                                             replica=self.link is not None)
         propagate = outcome.propagated
+        wrote = NOT_HELD
         if propagate:
             if self._in_exec is not None:
-                self._in_exec.append((conn.db, propagate))
+                self._in_exec.append((conn.db, propagate, outcome.changed_keys, outcome.flushed,
+                                      outcome.events))
             elif verbatim is not None and len(propagate) == 1 and propagate[0] is argv:
                 # propagated as received: reuse the request bytes (the canonical encoding)
                 self.propagate(propagate, conn.db, encoded=verbatim)
             else:
                 self.propagate(propagate, conn.db)
             conn.woff = self.repl.offset
+            if self._in_exec is None:
+                wrote = conn.woff
             if self.watchers:
                 self.touch_keys(conn.db, outcome.changed_keys)
                 for db in outcome.flushed:
                     self.touch_db(db)
-        if outcome.events and self.pubsub.notify_flags:
-            self.pubsub.keyspace_events(outcome.events)
+        gate = self.gate
+        if gate is not None:
+            return self._gated_reply(conn, spec, argv, outcome, wrote)
+        if outcome.events and self.pubsub.notify_flags and (self._in_exec is None or not propagate):
+            self.pubsub.keyspace_events(outcome.events)      # in EXEC: fired once it ends
+        if self.events.active:
+            self.events.publish(ev.CommandExecuted(
+                self.name, command=spec.name, db=conn.db,
+                keys=tuple(spec.keys(argv)), offset=self.repl.offset))
+        return outcome.reply
+
+    def _gated_reply(self, conn, spec, argv, outcome, wrote: int):
+        """The commit gate's part of a command: mark what it dirtied, decide what its
+        reply waits for, and defer its keyspace notifications until that is durable."""
+        gate = self.gate
+        if wrote != NOT_HELD:
+            gate.record_write(conn.db, outcome.changed_keys, wrote)
+            if outcome.flushed:
+                gate.record_flush(outcome.flushed, wrote)
+        hold = gating.hold_offset(self, conn, spec, argv, wrote)
+        if hold != NOT_HELD and self.aof_error is not None:
+            return gating.misconf(self)      # the disk is failing: this would never be released
+        conn.hold_until = hold
+        if outcome.events and self.pubsub.notify_flags and self._in_exec is None:
+            events = outcome.events
+            gate.defer(wrote, lambda: self.pubsub.keyspace_events(events))
         if self.events.active:
             self.events.publish(ev.CommandExecuted(
                 self.name, command=spec.name, db=conn.db,
@@ -298,18 +338,23 @@ class NodeServer:
         if encoded is None:
             encoded = (encode_command(commands[0]) if len(commands) == 1
                        else b"".join([encode_command(c) for c in commands]))
+        aof_bytes = None
         if self.aof is not None and self.aof_error is None:
+            aof_bytes = encoded
             if self.aof_db != db:
-                self.aof.feed(encode_command([b"SELECT", b"%d" % db]))
+                aof_bytes = encode_command([b"SELECT", b"%d" % db]) + encoded
                 self.aof_db = db
-            self.aof.feed(encoded)
-            self._schedule_aof_flush()
+            if self.write_behind is None:
+                self.aof.feed(aof_bytes)
+                self._schedule_aof_flush()
         if self.link is not None:
             return      # a replica's offset follows its primary's stream, not its own writes
         if self.repl.stream_db != db:
             self.repl.feed(encode_command([b"SELECT", b"%d" % db]))
             self.repl.stream_db = db
         self.repl.feed(encoded)
+        if self.write_behind is not None and aof_bytes is not None:
+            gating.submit(self, aof_bytes)     # with the offset this write reached
 
     def _schedule_aof_flush(self) -> None:
         if not self._aof_flush_pending:
@@ -320,7 +365,7 @@ class NodeServer:
         """Once per loop turn, like Valkey's beforeSleep: write() the AOF buffer;
         fsync too under ``appendfsync always``, before any reply of this turn leaves."""
         self._aof_flush_pending = False
-        if self.aof is None:
+        if self.aof is None or self.write_behind is not None:
             return
         offset = self.repl.offset
         try:
@@ -384,6 +429,8 @@ class NodeServer:
             asyncio.get_running_loop().create_task(old_link.stop())
         self.repl.fail_waiters(ReplyError("UNBLOCKED force unblock from blocking operation, "
                                           "instance state changed (master -> replica?)"))
+        if self.gate is not None:
+            gating.disable(self, disconnect=True)
         for peer in list(self.repl.replicas):
             peer.conn.close()
         self.link = ReplicaLink(self, host, port, self.node.peer_name_for_port(port))
@@ -399,6 +446,7 @@ class NodeServer:
         asyncio.get_running_loop().create_task(link.stop())
         self.repl.shift_history()
         self.node.save_role(("primary",))
+        gating.reconcile(self)
         self.events.publish(ev.RoleChanged(self.name, role="master", primary=None))
 
     def route_to(self, host: str, port: int) -> tuple[str, int]:
@@ -478,8 +526,14 @@ class NodeServer:
                 self.propagate(ctx.expired_dels, db_id)
                 if self.watchers:
                     self.touch_keys(db_id, [key])
-                if self.pubsub.notify_flags:
-                    self.pubsub.keyspace_events(ctx.events)
+                events = ctx.events
+                if self.gate is not None:
+                    self.gate.record_write(db_id, [key], self.repl.offset)
+                    if self.pubsub.notify_flags:
+                        self.gate.defer(self.repl.offset,
+                                        lambda: self.pubsub.keyspace_events(events))
+                elif self.pubsub.notify_flags:
+                    self.pubsub.keyspace_events(events)
 
     def log(self, line: str) -> None:
         self.log_lines.append(f"{time.strftime('%H:%M:%S')} {self.name} {line}")

@@ -18,6 +18,7 @@ notebook uses to watch replies wait.
 from __future__ import annotations
 
 from ..resp import OK, ReplyError
+from . import gating
 from .commands_admin import DEBUG_HOOKS, EXTRA_SECTIONS
 
 
@@ -65,7 +66,7 @@ def resume(server, conn, argv):
         return error
     provider.resume()
     server.log("Resumed AOF reply-blocking")
-    server.gate_progress()
+    gating.progress(server)
     return OK
 
 

@@ -1,0 +1,154 @@
+"""Wiring the commit gate into a running node (``aof`` mode: the write-behind AOF).
+
+The pure bookkeeping is :mod:`workbench.durability`; this module connects it to the
+node's pieces:
+
+* ``propagate`` hands each write's AOF bytes to the :class:`WriteBehindLog` worker
+  with the replication offset the write reached;
+* the worker reports fsyncs back onto the event loop (``_durable``), the AOF provider
+  advances, and :func:`progress` releases held replies, forgets committed keys and runs
+  deferred keyspace notifications;
+* a failing disk turns every held reply into a ``MISCONF`` error and refuses new writes
+  until the disk works again;
+* losing the primary role, or turning gating off, settles every waiting client: a
+  demotion disconnects them (they are never told a success that was not durable),
+  switching gating off releases them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from .. import events as ev
+from ..durability import NOT_HELD, AofProvider, CommitGate
+from ..resp import ReplyError
+from ..storage.write_behind import WriteBehindLog
+
+
+def wanted(server) -> bool:
+    """Gating is on for a primary with ``appendonly yes``, ``appendfsync always`` and
+    ``aof-write-behind yes`` (Valkey's proposal gates exactly that combination)."""
+    config = server.config
+    return (server.aof is not None and server.link is None and config["appendfsync"] == "always"
+            and config["aof-write-behind"])
+
+
+def reconcile(server) -> None:
+    """Turn gating on or off to match the configuration and role."""
+    if wanted(server) and server.gate is None:
+        enable(server)
+    elif not wanted(server) and server.gate is not None:
+        disable(server, disconnect=server.link is not None)
+
+
+def enable(server) -> None:
+    server.flush_aof()                      # anything buffered inline goes first
+    offset = server.repl.offset
+    server.aof_offset_at_fsync = max(server.aof_offset_at_fsync, offset)
+    server.aof_provider = AofProvider(offset)
+    server.gate = CommitGate([server.aof_provider])
+    loop = asyncio.get_running_loop()
+
+    def from_worker(fn, *args):
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:                # the loop is gone: the node was torn down
+            pass
+
+    server.write_behind = WriteBehindLog(
+        server.aof,
+        on_durable=lambda off, ms: from_worker(_durable, server, off, ms),
+        on_error=lambda err: from_worker(_failed, server, err),
+        on_recovered=lambda: from_worker(_recovered, server),
+        name=f"{server.name}-bio-aof")
+    server.log("Reply blocking enabled: AOF writes and fsyncs run behind the event loop")
+
+
+def disable(server, *, disconnect: bool) -> None:
+    gate, server.gate = server.gate, None
+    if server.write_behind is not None:
+        server.write_behind.stop()
+        server.write_behind = None
+    server.aof_provider = None
+    if gate is None:
+        return
+    for conn in list(gate.waiting):
+        if disconnect:
+            conn.close(abort=True)           # never answer with a success not made durable
+        else:
+            conn.release_held(None)
+    for effect in gate.release_everything():
+        effect()
+
+
+def submit(server, data: bytes) -> None:
+    server.write_behind.submit(data, server.repl.offset)
+
+
+def _durable(server, offset: int, duration_ms: float) -> None:
+    if server.gate is None or server.aof_provider is None:
+        return
+    server.aof_offset_at_fsync = max(server.aof_offset_at_fsync, offset)
+    server.aof_provider.fsynced(offset)
+    if server.events.active:
+        server.events.publish(ev.FsyncDone(server.name, fsynced_bytes=server.aof.fsynced_size,
+                                           offset=offset, duration_ms=duration_ms))
+    server.repl.check_waiters(server.aof_offset_at_fsync)
+    progress(server)
+
+
+def progress(server) -> None:
+    """The providers may have moved: release what is now committed."""
+    gate = server.gate
+    if gate is None:
+        return
+    before = gate.committed_offset
+    effects = gate.advance()
+    if gate.committed_offset == before:
+        return
+    released = 0
+    for conn in list(gate.waiting):
+        released += conn.release_held(gate.committed_offset)
+    for effect in effects:
+        effect()
+    if server.events.active:
+        server.events.publish(ev.RepliesReleased(server.name, committed_offset=gate.committed_offset,
+                                                 clients=released))
+        server.events.publish(ev.KeysCommitted(server.name, committed_offset=gate.committed_offset,
+                                               uncommitted_keys=len(gate.uncommitted)))
+
+
+def misconf(server) -> ReplyError:
+    return ReplyError(f"MISCONF Errors writing to the AOF file: {server.aof_error}")
+
+
+def _failed(server, err: OSError) -> None:
+    """The disk failed: no held reply may claim success. Each becomes an error; the
+    writes stay in memory and in the worker's batch, and become durable if the disk
+    recovers -- so for the client their outcome is unknown, not failed."""
+    server.aof_error = os.strerror(err.errno) if err.errno else str(err)
+    server.log(f"Error writing to the AOF file: {server.aof_error}")
+    gate = server.gate
+    if gate is None:
+        return
+    error = misconf(server)
+    for conn in list(gate.waiting):
+        conn.fail_held(error)
+    gate.waiting.clear()
+
+
+def _recovered(server) -> None:
+    server.aof_error = None
+    server.log("AOF write error looks solved. The server can write again.")
+
+
+def hold_offset(server, conn, spec, argv, wrote: int) -> int:
+    """The offset this reply waits for (NOT_HELD: it may leave now)."""
+    offset = server.gate.offset_for_reply(wrote_offset=wrote, db=conn.db,
+                                          keys=spec.keys(argv) if spec.first_key else (),
+                                          keyspace_wide=spec.is_keyspace)
+    if offset != NOT_HELD and server.events.active:
+        server.events.publish(ev.ReplyHeld(server.name, client=conn.id, offset=offset,
+                                           read=wrote == NOT_HELD))
+    return offset
