@@ -20,7 +20,7 @@ def aof_node():
 
 
 def info(cluster) -> dict:
-    return cluster.client().info("reply_blocking")
+    return cluster.client(cluster.nodes[0]).info("reply_blocking")
 
 
 def nothing_arrived(raw: RawClient) -> bool:
@@ -222,3 +222,36 @@ def test_power_loss_never_loses_an_acknowledged_write_or_a_read_value(tmp_path):
         vanished_reads = [(k, v) for k, v in observed if r.get(k) != v]
         assert lost == [] and vanished_reads == []
         assert len(acknowledged) > 200
+
+
+def test_demotion_disconnects_clients_waiting_on_the_gate(aof_node):
+    with wb.Cluster(nodes=1) as other:
+        r = aof_node.client()
+        r.execute_command("DEBUG", "reply-blocking-pause", "aof")
+        waiting = RawClient(aof_node.nodes[0].port)
+        waiting.send(b"SET k v\r\n")
+        wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="hold")
+        r.execute_command("REPLICAOF", "127.0.0.1", other.nodes[0].port)
+        # never told "+OK" for a write that was not made durable: the connection just ends
+        assert waiting.read_until_closed() == b""
+        assert info(aof_node)["reply_blocking_enabled"] == 0
+
+
+def test_turning_gating_off_releases_held_replies(aof_node):
+    r = aof_node.client()
+    r.execute_command("DEBUG", "reply-blocking-pause", "aof")
+    waiting = RawClient(aof_node.nodes[0].port)
+    waiting.send(b"SET k v\r\n")
+    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="hold")
+    r.config_set("appendfsync", "everysec")
+    assert waiting.read_exactly_reply(5) == b"+OK\r\n"
+
+
+def test_fsync_events_are_published(aof_node):
+    from workbench import events as ev
+    seen = []
+    aof_node.events.subscribe(seen.append)
+    aof_node.client().set("k", "v")
+    wait_for(lambda: any(isinstance(e, ev.FsyncDone) for e in seen), what="FsyncDone")
+    assert any(isinstance(e, ev.FsyncStarted) for e in seen)
+    assert any(isinstance(e, ev.RepliesReleased) for e in seen)

@@ -35,11 +35,13 @@ def test_restart_reloads_everything_from_the_aof(node1):
     assert node1.client().info("persistence")["aof_loaded_commands"] > 0
 
 
-def test_power_loss_with_everysec_loses_acknowledged_writes(tmp_path):
+@pytest.mark.parametrize("policy", ["everysec", "no"])
+def test_power_loss_with_everysec_or_no_loses_acknowledged_writes(tmp_path, policy):
     with wb.Cluster(nodes=1, data_dir=str(tmp_path)) as c:
         r = c.client()
         r.set("old", "1")
         assert r.execute_command("WAITAOF", 1, 0, 3000) == [1, 0]   # fsynced for sure
+        r.config_set("appendfsync", policy)
         acked = [f"k{i}" for i in range(100) if r.set(f"k{i}", i)]
         node = c.nodes[0]
         node.kill(power_loss=True)        # within the second: nothing since has been fsynced
@@ -47,7 +49,7 @@ def test_power_loss_with_everysec_loses_acknowledged_writes(tmp_path):
         r = c.client()
         survived = [k for k in acked if r.get(k) is not None]
         assert r.get("old") == "1"
-        assert len(survived) < len(acked), "everysec must lose the un-fsynced tail"
+        assert len(survived) < len(acked), f"{policy} must lose the un-fsynced tail"
 
 
 def test_power_loss_with_appendfsync_always_keeps_acknowledged_writes(tmp_path):

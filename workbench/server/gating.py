@@ -61,6 +61,7 @@ def enable(server) -> None:
         on_durable=lambda off, ms: from_worker(_durable, server, off, ms),
         on_error=lambda err: from_worker(_failed, server, err),
         on_recovered=lambda: from_worker(_recovered, server),
+        on_started=lambda off: server.events.active and from_worker(_fsync_started, server, off),
         name=f"{server.name}-bio-aof")
     server.log("Reply blocking enabled: AOF writes and fsyncs run behind the event loop")
 
@@ -84,6 +85,10 @@ def disable(server, *, disconnect: bool) -> None:
 
 def submit(server, data: bytes) -> None:
     server.write_behind.submit(data, server.repl.offset)
+
+
+def _fsync_started(server, offset: int) -> None:
+    server.events.publish(ev.FsyncStarted(server.name, offset=offset))
 
 
 def _durable(server, offset: int, duration_ms: float) -> None:

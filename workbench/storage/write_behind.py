@@ -27,8 +27,9 @@ class WriteBehindLog:
 
     def __init__(self, aof: AppendOnlyFile, *, on_durable: Callable[[int, float], None],
                  on_error: Callable[[OSError], None], on_recovered: Callable[[], None],
-                 name: str = "bio-aof"):
+                 on_started: Callable[[int], None] | None = None, name: str = "bio-aof"):
         self.aof = aof
+        self._on_started = on_started
         self._on_durable = on_durable
         self._on_error = on_error
         self._on_recovered = on_recovered
@@ -68,6 +69,8 @@ class WriteBehindLog:
             if taken is None:
                 return
             data, offset, writes = taken
+            if self._on_started is not None:
+                self._on_started(offset)
             self.aof.feed(data)
             started = time.perf_counter()
             while not self._stopped:
