@@ -99,3 +99,14 @@ def test_snapshot_is_plain_data(cluster3):
     started = time.monotonic()
     cluster3.close()
     assert time.monotonic() - started < 10
+
+
+def test_pause_stops_processing_without_closing_sockets(node1):
+    node = node1.nodes[0]
+    r = node1.client(socket_timeout=0.5)
+    r.set("k", "v")
+    node.pause()
+    with pytest.raises(redis.TimeoutError):
+        r.get("k")                     # the connection stays open; nothing answers
+    node.resume()
+    assert node1.client().get("k") == "v"

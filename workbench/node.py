@@ -63,6 +63,13 @@ class Node:
         """Start again on the same port from what is on disk; rejoin as the mode says."""
         self.cluster.runtime.run(self._restart())
 
+    def pause(self) -> None:
+        """Stop processing without closing any socket (a GC pause, a SIGSTOP)."""
+        self.cluster.runtime.call(lambda: self.server and self.server.pause())
+
+    def resume(self) -> None:
+        self.cluster.runtime.call(lambda: self.server and self.server.resume())
+
     def fail_disk(self, error: OSError | None = None) -> None:
         """Make every write and fsync of this node's files fail (``EIO`` by default),
         as a dying disk does, until :meth:`heal_disk`."""

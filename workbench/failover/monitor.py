@@ -109,6 +109,8 @@ class Monitor:
         """One round. Pings and hellos run in the background, one per peer at a time,
         so an unreachable peer (whose calls hang until they time out) never slows
         the round down."""
+        if self.node.server is not None and self.node.server.paused:
+            return                         # paused with its node, like a stopped process
         timeout = max(self.ping_interval * 2, 0.1)
         for name in self.peers:
             self._spawn(("ping", name), self._ping(name, timeout))

@@ -88,6 +88,7 @@ class NodeServer:
         self.gate = None                         # CommitGate while replies are held (aof mode)
         self.aof_provider = None
         self.write_behind = None
+        self.paused = False
         self._aof_flush_pending = False
         self._fsync_thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -166,6 +167,23 @@ class NodeServer:
         aof.fsync()
         aof.close()
 
+    def pause(self) -> None:
+        """Freeze like a SIGSTOPped process: sockets stay open, nothing is read or done."""
+        self.paused = True
+        for conn in self.clients:
+            if conn.transport is not None:
+                conn.transport.pause_reading()
+        if self.link is not None and self.link._writer is not None:
+            self.link._writer.transport.pause_reading()
+
+    def resume(self) -> None:
+        self.paused = False
+        for conn in self.clients:
+            if conn.transport is not None and not conn.blocked and not conn.paused_by_gate:
+                conn.transport.resume_reading()
+        if self.link is not None and self.link._writer is not None:
+            self.link._writer.transport.resume_reading()
+
     def kill(self, power_loss: bool) -> int:
         """Stop at once, like a crashed process: no goodbye, no flush. Returns bytes lost."""
         self._stopping.set()
@@ -201,6 +219,8 @@ class NodeServer:
             return
         self.clients.add(conn)
         self.stat_connections += 1
+        if self.paused and conn.transport is not None:
+            conn.transport.pause_reading()
 
     def client_disconnected(self, conn: ClientConnection) -> None:
         self.clients.discard(conn)
@@ -502,6 +522,8 @@ class NodeServer:
         last_ping = time.monotonic()
         while not self._stopping.is_set():
             await asyncio.sleep(1 / self.config["hz"])
+            if self.paused:
+                continue
             now_ms = int(time.time() * 1000)
             if self.link is None:
                 self._expire_cycle(now_ms)
