@@ -52,9 +52,12 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
 class Server:
     """One server process, started here and stopped by its PID."""
 
-    def __init__(self, kind: str, persistence: str, workdir: str):
+    def __init__(self, kind: str, persistence, workdir: str):
+        """``persistence``: a name in PERSISTENCE, or a (workbench config, redis-server
+        arguments) pair."""
         self.kind = kind
-        config, redis_args = PERSISTENCE[persistence]
+        config, redis_args = (PERSISTENCE[persistence] if isinstance(persistence, str)
+                              else persistence)
         if kind == "workbench":
             ready = os.path.join(workdir, "ready")
             cmd = [sys.executable, "-m", "workbench", "cluster", "--nodes", "1",
@@ -78,7 +81,11 @@ class Server:
                 [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
                  "--save", "", "--dir", data, *redis_args],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_for_port(self.port)
+            try:
+                wait_for_port(self.port)
+            except BaseException:
+                self.stop()
+                raise
 
     def stop(self) -> None:
         self.proc.terminate()

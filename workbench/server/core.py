@@ -88,6 +88,7 @@ class NodeServer:
         self.gate = None                         # CommitGate while replies are held (aof mode)
         self.aof_provider = None
         self.write_behind = None
+        self.wb_pending: list = []               # this loop turn's AOF bytes, for the worker
         self.paused = False
         self._aof_flush_pending = False
         self._fsync_thread: threading.Thread | None = None
@@ -385,8 +386,8 @@ class NodeServer:
         """Once per loop turn, like Valkey's beforeSleep: write() the AOF buffer;
         fsync too under ``appendfsync always``, before any reply of this turn leaves."""
         self._aof_flush_pending = False
-        if self.aof is None or self.write_behind is not None:
-            return
+        if self.aof is None or self.write_behind is not None or self._stopping.is_set():
+            return                                # (a killed node writes nothing more)
         offset = self.repl.offset
         try:
             self.aof.flush()

@@ -69,7 +69,8 @@ def enable(server) -> None:
 def disable(server, *, disconnect: bool) -> None:
     gate, server.gate = server.gate, None
     if server.write_behind is not None:
-        server.write_behind.stop()
+        _hand_over(server)                   # what this turn produced still goes to disk
+        server.write_behind.drain_and_stop()
         server.write_behind = None
     server.aof_provider = None
     if gate is None:
@@ -84,7 +85,21 @@ def disable(server, *, disconnect: bool) -> None:
 
 
 def submit(server, data: bytes) -> None:
-    server.write_behind.submit(data, server.repl.offset)
+    """Collect a write's AOF bytes; hand the whole loop turn's batch over at its end.
+
+    One hand-over per turn, not per write: every hand-over wakes the worker thread and
+    makes the two threads trade Python's GIL, which on two cores costs more than the
+    write itself."""
+    pending = server.wb_pending
+    if not pending:
+        asyncio.get_running_loop().call_soon(_hand_over, server)
+    pending.append(data)
+
+
+def _hand_over(server) -> None:
+    pending, server.wb_pending = server.wb_pending, []
+    if pending and server.write_behind is not None:
+        server.write_behind.submit(b"".join(pending), server.repl.offset, writes=len(pending))
 
 
 def _fsync_started(server, offset: int) -> None:

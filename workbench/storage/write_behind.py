@@ -38,6 +38,7 @@ class WriteBehindLog:
         self._pending: list[bytes] = []
         self._pending_offset = -1
         self._stopped = False
+        self._draining = False
         self.failing = False
         self.batches = 0
         self.batched_writes = 0
@@ -55,9 +56,9 @@ class WriteBehindLog:
 
     def _take_batch(self):
         with self._lock:
-            while not self._pending and not self._stopped:
+            while not self._pending and not self._stopped and not self._draining:
                 self._wake.wait()
-            if self._stopped:
+            if self._stopped or not self._pending:
                 return None
             batch, self._pending = self._pending, []
             writes, self._pending_writes = self._pending_writes, 0
@@ -99,3 +100,10 @@ class WriteBehindLog:
         with self._lock:
             self._stopped = True
             self._wake.notify()
+
+    def drain_and_stop(self, timeout: float = 10.0) -> None:
+        """Write and fsync everything submitted so far, then stop (a clean switch-off)."""
+        with self._lock:
+            self._draining = True
+            self._wake.notify()
+        self._thread.join(timeout)

@@ -11,6 +11,7 @@ one :class:`UiPump` per cluster (see :mod:`workbench.viz.pump`).
 """
 
 from .charts import OffsetChart, lost_writes_figure, node_colour
+from .gate import GatePanel
 from .panel import ControlPanel
 from .pump import UiPump
 
@@ -26,4 +27,5 @@ def show(cluster):
     return panel, chart
 
 
-__all__ = ["ControlPanel", "OffsetChart", "UiPump", "lost_writes_figure", "node_colour", "show"]
+__all__ = ["ControlPanel", "GatePanel", "OffsetChart", "UiPump", "lost_writes_figure", "node_colour",
+           "show"]

@@ -15,6 +15,10 @@ drain on the kernel's asyncio loop with ``call_soon_threadsafe``. The drain runs
 kernel thread and hands the data to the *appliers* registered with ``on(key, fn)``.
 Outside a kernel (plain Python, tests) the drain runs at once on the caller's thread.
 
+A viewer that needs more than ``cluster.snapshot()`` registers a *sampler* with
+``sample(key, fn)``: ``fn`` runs on the sampler thread with every snapshot, and
+its plain-data result is published under ``key`` like the snapshot itself.
+
 A drain only runs while the kernel is idle or a cell is awaiting, so cells that wait
 should ``await asyncio.sleep(...)``, not ``time.sleep(...)``. A cell that blocks (say in
 ``cluster.wait_until``) still ends with up-to-date views: after every cell the pump takes
@@ -69,6 +73,7 @@ class UiPump:
         self._latest: dict[str, Any] = {}
         self._streams: dict[str, deque] = {}
         self._appliers: dict[str, list[Callable]] = {}
+        self._samplers: dict[str, Callable[[], Any]] = {}
         self._drain_pending = False
         self._stop = threading.Event()
         self._cluster = lambda: None      # a weak reference once watching: see watch()
@@ -92,6 +97,16 @@ class UiPump:
         newest value for ``publish``, the list of new items for ``append``."""
         with self._lock:
             self._appliers.setdefault(key, []).append(applier)
+
+    def sample(self, key: str, sampler: Callable[[], Any]) -> None:
+        """Publish ``sampler()`` under ``key`` with every snapshot of the watched cluster.
+
+        ``sampler`` runs on the sampler thread (or in a cell's ``post_run_cell``), never
+        on the node loop: to read node state it goes through ``cluster.runtime.call``
+        and returns plain data. Registering ``key`` again replaces its sampler.
+        """
+        with self._lock:
+            self._samplers[key] = sampler
 
     # -- the producer side (any thread) ----------------------------------------------------
     def publish(self, key: str, value: Any) -> None:
@@ -202,6 +217,14 @@ class UiPump:
         except Exception:   # the cluster closed between the check and the call
             return False
         self.publish(SNAPSHOT, {**snapshot, "_time": time.time()})
+        with self._lock:
+            samplers = list(self._samplers.items())
+        for key, sampler in samplers:
+            try:
+                value = sampler()
+            except Exception:   # the cluster closed mid-sample: the next round tells
+                continue
+            self.publish(key, value)
         return True
 
     @property
