@@ -1,0 +1,201 @@
+"""Workloads: concurrent real clients that record every operation in a History.
+
+Each client is a thread with its own ``redis-py`` connection to whatever node is the
+primary *now*, as an application behind a discovery service would: after a
+``READONLY`` reply or a lost connection it asks the cluster again and records that it
+moved (the op's ``node``). Every operation is recorded as Jepsen does: ``invoke`` before
+sending, then ``ok`` (the server said it happened), ``fail`` (the server said it did
+not) or ``info`` (nobody knows: a timeout, a dropped connection, a reply replaced by an
+error after the command ran). After an ``info`` the client continues under a fresh
+process id, because its old operation may still take effect.
+
+Workloads:
+
+* ``register`` -- ``SET``/``GET`` of unique values on a few keys;
+* ``set``      -- ``SADD`` of unique elements to a few sets (Jepsen's 2013 Redis test);
+* ``counter``  -- ``INCR`` of a few counters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .model import ADD, FINAL_READ, INCR, READ, WRITE, History
+
+# Errors that prove the command was refused before it ran: a definite failure.
+DEFINITE_ERRORS = ("READONLY", "NOREPLICAS", "WRONGTYPE", "EXECABORT", "NOAUTH", "LOADING",
+                   "MASTERDOWN", "ERR")
+WORKLOADS = ("register", "set", "counter")
+
+
+class Recorder:
+    """A History shared by client threads; appends are serialized."""
+
+    def __init__(self):
+        self.history = History()
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+
+    def new_process(self) -> int:
+        return next(self._ids)
+
+    def invoke(self, process, f, key, value=None, node=None):
+        with self._lock:
+            self.history.invoke(process, f, key, value, time=time.monotonic(), node=node)
+
+    def complete(self, process, outcome, value=None, error=None, node=None):
+        with self._lock:
+            now = time.monotonic()
+            if outcome == "ok":
+                self.history.ok(process, value, time=now, node=node)
+            elif outcome == "fail":
+                self.history.fail(process, time=now, error=error, node=node)
+            else:
+                self.history.info(process, time=now, error=error, node=node)
+
+
+def classify(error: Exception) -> str:
+    """``fail`` when the server definitely did not run the command, else ``info``."""
+    if isinstance(error, redis.ResponseError):
+        prefix = str(error).split(" ", 1)[0]
+        if isinstance(error, redis.ReadOnlyError) or prefix in DEFINITE_ERRORS:
+            return "fail"
+    return "info"          # timeouts, dropped connections, MISCONF for a held write...
+
+
+class Client(threading.Thread):
+    """One application client: a loop of random operations until ``stop`` is set."""
+
+    def __init__(self, cluster, recorder: Recorder, workload: str, keys: list[str],
+                 rng: random.Random, stop: threading.Event, values: itertools.count,
+                 timeout: float = 1.0):
+        super().__init__(daemon=True)
+        self.cluster, self.recorder, self.workload = cluster, recorder, workload
+        self.keys, self.rng, self.stop, self.values = keys, rng, stop, values
+        self.timeout = timeout
+        self.process = recorder.new_process()
+        self.conn: redis.Redis | None = None
+        self.node: str | None = None
+        self.moves = 0
+
+    def _connect(self) -> bool:
+        try:
+            primary = self.cluster.current_primary()
+        except Exception:
+            primary = None
+        if primary is None:
+            return False
+        if primary.name != self.node:
+            self.moves += self.node is not None
+            self.node = primary.name
+        self.conn = redis.Redis(host="127.0.0.1", port=primary.port, socket_timeout=self.timeout,
+                                socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
+                                decode_responses=True, protocol=2)
+        return True
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if self.conn is None and not self._connect():
+                self.stop.wait(0.05)            # no primary right now: ask again shortly
+                continue
+            self._one_operation()
+
+    def _one_operation(self) -> None:
+        key = self.rng.choice(self.keys)
+        f, value = self._choose()
+        self.recorder.invoke(self.process, f, key, value, node=self.node)
+        try:
+            result = self._send(f, key, value)
+        except redis.RedisError as err:
+            outcome = classify(err)
+            self.recorder.complete(self.process, outcome, error=str(err), node=self.node)
+            if outcome == "info":
+                self.process = self.recorder.new_process()
+            self.conn = None                     # rediscover the primary
+            return
+        self.recorder.complete(self.process, "ok", result, node=self.node)
+
+    def _choose(self):
+        if self.workload == "register":
+            if self.rng.random() < 0.5:
+                return READ, None
+            return WRITE, f"v{next(self.values)}"
+        if self.workload == "set":
+            if self.rng.random() < 0.1:
+                return READ, None
+            return ADD, f"e{next(self.values)}"
+        return (READ, None) if self.rng.random() < 0.2 else (INCR, 1)
+
+    def _send(self, f, key, value):
+        conn = self.conn
+        if self.workload == "register":
+            if f == WRITE:
+                conn.set(key, value)
+                return value
+            return conn.get(key)
+        if self.workload == "set":
+            if f == ADD:
+                conn.sadd(key, value)
+                return value
+            return frozenset(conn.smembers(key))
+        if f == INCR:
+            conn.incr(key, value)
+            return value
+        return int(conn.get(key) or 0)
+
+
+def final_reads(cluster, recorder: Recorder, workload: str, keys: list[str],
+                timeout: float = 10.0) -> dict:
+    """After healing: read every key from the primary the cluster settled on."""
+    primary = cluster.primary(timeout=timeout)
+    conn = cluster.client(primary, protocol=2)
+    final = {}
+    process = recorder.new_process()
+    for key in keys:
+        recorder.invoke(process, FINAL_READ, key, node=primary.name)
+        if workload == "register":
+            value = conn.get(key)
+        elif workload == "set":
+            value = frozenset(conn.smembers(key))
+        else:
+            value = int(conn.get(key) or 0)
+        recorder.complete(process, "ok", value, node=primary.name)
+        final[key] = value
+    return final
+
+
+def run_clients(cluster, workload: str, *, duration: float, clients: int = 4, keys: int = 3,
+                seed: int = 0, during=None):
+    """Run ``clients`` threads for ``duration`` seconds; ``during(elapsed)`` is called
+    every 50 ms from this thread (the nemesis hooks in there). Returns the Recorder."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {workload!r}; accepted: {', '.join(WORKLOADS)}")
+    rng = random.Random(seed)
+    recorder = Recorder()
+    key_names = [f"{workload}:{i}" for i in range(keys)]
+    stop = threading.Event()
+    values = itertools.count()
+    threads = [Client(cluster, recorder, workload, key_names, random.Random(rng.random()), stop,
+                      values) for _ in range(clients)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    try:
+        while (elapsed := time.monotonic() - started) < duration:
+            if during is not None:
+                during(elapsed)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+    recorder.keys = key_names
+    recorder.moves = sum(t.moves for t in threads)
+    return recorder
