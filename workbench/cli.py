@@ -3,6 +3,8 @@
     workbench lab                       JupyterLab on the tutorial notebooks
     workbench cluster --mode async      a cluster in this terminal, for redis-cli
     workbench check-aof [--fix] FILE    check (and cut back) an append-only file
+    workbench shootout --modes async,aof --schedule split-brain --seed 7 --duration 20
+                                        every mode under the same faults, side by side
 """
 
 from __future__ import annotations
@@ -59,6 +61,29 @@ def _check_aof(args) -> int:
     return check_aof.main((["--fix"] if args.fix else []) + [args.file])
 
 
+def _shootout(args) -> int:
+    import json
+    from .history import report, shootout
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    try:
+        shootout.validate(modes, args.schedule, args.workload)
+    except ValueError as err:
+        print(f"workbench shootout: {err}", file=sys.stderr)
+        return 2
+    results = shootout.run(modes, args.schedule, seed=args.seed, duration=args.duration,
+                           workload=args.workload, nodes=args.nodes, clients=args.clients,
+                           progress=not args.quiet)
+    print(report.table(results))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report.to_json(results), f, indent=2)
+        print(f"JSON written to {args.json}")
+    if args.html:
+        report.html(results, args.html)
+        print(f"HTML report written to {args.html}")
+    return 0
+
+
 def _lab(args) -> int:
     notebooks = os.path.join(REPO_ROOT, "notebooks")
     cmd = [sys.executable, "-m", "jupyter", "lab", "--ip=127.0.0.1",
@@ -93,6 +118,20 @@ def main(argv=None) -> int:
     p.add_argument("--fix", action="store_true", help="cut the file back to its valid part")
     p.add_argument("file")
     p.set_defaults(run=_check_aof)
+
+    p = sub.add_parser("shootout", help="run every mode under the same faults and compare")
+    p.add_argument("--modes", default="async,aof", help="comma-separated, e.g. async,aof")
+    p.add_argument("--schedule", default="split-brain",
+                   help="a preset (split-brain, power-loss, ...) or 'random' (uses --seed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of workload per mode")
+    p.add_argument("--workload", default="set", help="register, set or counter")
+    p.add_argument("--nodes", type=int, default=3, help="nodes for replicated modes")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
+    p.add_argument("--html", default=None, metavar="PATH", help="also write an HTML report")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_shootout)
 
     p = sub.add_parser("lab", help="JupyterLab on the tutorial notebooks")
     p.add_argument("--no-browser", action="store_true")
