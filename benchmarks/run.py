@@ -147,6 +147,15 @@ def report(rows: list[dict], runs: int) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
+def have_redis_tools() -> bool:
+    """The reference server and the load generator; say how to get them if missing."""
+    for tool in ("redis-server", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is required (apt-get install redis-server redis-tools)", file=sys.stderr)
+            return False
+    return True
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -154,10 +163,8 @@ def main(argv=None) -> int:
     parser.add_argument("--persistence", default="none,AOF everysec")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
-    for tool in ("redis-server", "redis-benchmark"):
-        if shutil.which(tool) is None:
-            print(f"{tool} is required (apt-get install redis-server redis-tools)", file=sys.stderr)
-            return 2
+    if not have_redis_tools():
+        return 2
     rows = measure(args.runs, args.scale, args.persistence.split(","))
     table = report(rows, args.runs)
     print(table)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run import Server, redis_benchmark  # noqa: E402  (the side-by-side harness)
+from run import Server, have_redis_tools, redis_benchmark  # noqa: E402  (the side-by-side harness)
 
 ALWAYS = {"appendonly": "yes", "appendfsync": "always"}
 # key: (label, server kind, (workbench config, redis-server arguments))
@@ -245,10 +245,8 @@ def main(argv=None) -> int:
                         help="give up (stopping every server) after this many seconds")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
-    for tool in ("redis-server", "redis-benchmark"):
-        if shutil.which(tool) is None:
-            print(f"{tool} is required (apt-get install redis-server redis-tools)", file=sys.stderr)
-            return 2
+    if not have_redis_tools():
+        return 2
     try:
         m = measure(args.runs, args.scale, time.monotonic() + args.time_limit)
     except (TimeoutError, subprocess.TimeoutExpired) as err:

@@ -21,9 +21,10 @@ def run(cluster, workload, schedule, duration, seed=1):
 
 
 def test_async_split_brain_loses_acknowledged_adds():
-    with wb.Cluster(mode="async", nodes=3, down_after_ms=400) as c:
-        schedule = preset("split-brain", 3, duration=4.0)
-        history, final, nemesis = run(c, "set", schedule, 4.0)
+    # the partition lasts 3 s: ample for a 300 ms down-after failover, even a split vote
+    with wb.Cluster(mode="async", nodes=3, down_after_ms=300) as c:
+        schedule = preset("split-brain", 3, duration=6.0)
+        history, final, nemesis = run(c, "set", schedule, 6.0)
         verdict = checkers.lost_writes(history, final)
         assert verdict.valid is False and verdict.count > 0, verdict
         assert any("partition" in what for _, what in nemesis.log)

@@ -58,6 +58,7 @@ class Monitor:
         # keeps a run reproducible while still giving every monitor its own timing.
         self._jitter = random.Random(self.name)
         self._in_flight: set = set()
+        self._saw_primary_down = False
         self._task: asyncio.Task | None = None
         self._tasks: set = set()
         self.stopped = False
@@ -118,8 +119,18 @@ class Monitor:
                 self._spawn(("hello", name), self._hello(name, timeout))
         self.last_ok[self.name] = time.monotonic()
         self._reconcile_own_node()
-        if (self.primary != self.name and not self.reachable(self.primary)
-                and not self.failover_in_progress and time.monotonic() >= self.next_failover_at):
+        primary_down = self.primary != self.name and not self.reachable(self.primary)
+        if primary_down and not self._saw_primary_down:
+            # Rival monitors notice the same silence in the same round. Starting a few
+            # rounds apart by rank (plus a little jitter) lets the first candidate collect
+            # the votes before the next one even asks: no split vote in the common case.
+            rank = self.names.index(self.name)
+            self.next_failover_at = max(self.next_failover_at, time.monotonic()
+                                        + rank * 3 * self.ping_interval
+                                        + self._jitter.uniform(0, self.ping_interval))
+        self._saw_primary_down = primary_down
+        if (primary_down and not self.failover_in_progress
+                and time.monotonic() >= self.next_failover_at):
             self.node.events.publish(ev.PrimaryDown(self.name, primary=self.primary,
                                                     objective=False))
             self.failover_in_progress = True
@@ -263,7 +274,9 @@ class Monitor:
         if sub == b"IS-MASTER-DOWN-BY-ADDR" and len(args) == 4:
             primary, epoch, candidate = args[1].decode(), int(args[2]), args[3].decode()
             down = 1 if (primary == self.primary and not self.reachable(primary)) else 0
-            if down and candidate != "*" and epoch > self.voted_epoch:
+            # As Sentinel does, the vote does not wait for this monitor's own opinion of
+            # the primary: the candidate still needs a majority saying "down" to act.
+            if primary == self.primary and candidate != "*" and epoch > self.voted_epoch:
                 self.voted_epoch, self.voted_for = epoch, candidate
                 self._save()
                 if candidate != self.name:

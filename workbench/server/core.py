@@ -416,6 +416,8 @@ class NodeServer:
             aof = self.aof
             if aof is None or aof.closed:
                 return
+            if self.config["appendfsync"] != "everysec":
+                continue                          # switched to "no" (or "always") meanwhile
             offset = self.repl.offset
             written = aof.written_size
             if written == aof.fsynced_size:
