@@ -63,6 +63,12 @@ class Node:
         """Start again on the same port from what is on disk; rejoin as the mode says."""
         self.cluster.runtime.run(self._restart())
 
+    def gate_snapshot(self) -> dict:
+        """Plain data about this node's commit gate: offsets, held replies, counters."""
+        def read():
+            return {"alive": False} if self.server is None else gating.snapshot(self.server)
+        return self.cluster.runtime.call(read)
+
     def pause(self) -> None:
         """Stop processing without closing any socket (a GC pause, a SIGSTOP)."""
         self.cluster.runtime.call(lambda: self.server and self.server.pause())

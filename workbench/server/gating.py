@@ -172,3 +172,25 @@ def hold_offset(server, conn, spec, argv, wrote: int) -> int:
         server.events.publish(ev.ReplyHeld(server.name, client=conn.id, offset=offset,
                                            read=wrote == NOT_HELD))
     return offset
+
+
+def snapshot(server) -> dict:
+    """A plain-data picture of the commit gate, for viewers (read on the node loop)."""
+    gate, provider, worker = server.gate, server.aof_provider, server.write_behind
+    waiting = sorted(gate.waiting, key=lambda conn: conn.id) if gate else []
+    return {
+        "alive": True,
+        "gated": gate is not None,
+        "executed_offset": server.repl.offset,
+        "committed_offset": gate.committed_offset if gate else None,
+        "aof_fsynced_bytes": server.aof.fsynced_size if server.aof else None,
+        "aof_fsynced_offset": server.fsynced_offset,
+        "uncommitted_keys": len(gate.uncommitted) if gate else 0,
+        "held_replies": [{"client": conn.id, "name": conn.name.decode(errors="replace"),
+                          "command": conn.last_command.decode(errors="replace"),
+                          "replies": len(conn.held), "bytes": conn.held.held_bytes,
+                          "waits_for": conn.held.first_offset()} for conn in waiting],
+        "paused": bool(provider is not None and provider.paused),
+        "group_commit_batches": worker.batches if worker else 0,
+        "group_commit_writes": worker.batched_writes if worker else 0,
+    }

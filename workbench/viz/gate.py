@@ -29,31 +29,6 @@ COMMITTED_COLOUR = "#2ca02c"
 PAUSED_COLOUR = "#c62828"
 
 
-def read_gate(node) -> dict:
-    """A plain-data picture of ``node``'s commit gate; call it on the node loop."""
-    server = node.server
-    if server is None:
-        return {"alive": False}
-    gate, provider, worker = server.gate, server.aof_provider, server.write_behind
-    waiting = sorted(gate.waiting, key=lambda conn: conn.id) if gate else []
-    return {
-        "alive": True,
-        "gated": gate is not None,
-        "executed_offset": server.repl.offset,
-        "committed_offset": gate.committed_offset if gate else None,
-        "aof_fsynced_bytes": server.aof.fsynced_size if server.aof else None,
-        "aof_fsynced_offset": server.fsynced_offset,
-        "uncommitted_keys": len(gate.uncommitted) if gate else 0,
-        "held_replies": [{"client": conn.id, "name": conn.name.decode(errors="replace"),
-                          "command": conn.last_command.decode(errors="replace"),
-                          "replies": len(conn.held), "bytes": conn.held.held_bytes,
-                          "waits_for": conn.held.first_offset()} for conn in waiting],
-        "paused": bool(provider is not None and provider.paused),
-        "group_commit_batches": worker.batches if worker else 0,
-        "group_commit_writes": worker.batched_writes if worker else 0,
-    }
-
-
 class GatePanel(widgets.VBox):
     """One node's commit gate: two offsets, a chart of both, held replies, Pause/Resume."""
 
@@ -109,7 +84,7 @@ class GatePanel(widgets.VBox):
         self.key = f"gate:{self.node.name}"
         self.pump = pump or UiPump.for_cluster(cluster)
         self.pump.on(self.key, self._apply_gate)
-        self.pump.sample(self.key, lambda: cluster.runtime.call(read_gate, self.node))
+        self.pump.sample(self.key, self.node.gate_snapshot)
 
     @staticmethod
     def _label(value: str, css_class: str | None = None):
