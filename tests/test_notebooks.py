@@ -11,7 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 TOUR = REPO / "notebooks" / "00-tour.ipynb"
 WRITE_BEHIND = REPO / "notebooks" / "02-write-behind.ipynb"
-NOTEBOOKS = [TOUR, WRITE_BEHIND]
+SHOOTOUT = REPO / "notebooks" / "05-shootout.ipynb"
+NOTEBOOKS = [TOUR, WRITE_BEHIND, SHOOTOUT]
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
@@ -87,4 +88,14 @@ def test_notebook_is_stored_clean(path):
     assert nb.metadata["kernelspec"]["name"] == "python3"
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
-    assert "cluster.close()" in code[-1].source
+    if any("wb.Cluster(" in cell.source for cell in code):   # a cluster it starts, it stops
+        assert "cluster.close()" in code[-1].source
+
+
+@pytest.mark.notebook
+def test_shootout_runs_and_reaches_its_verdict():
+    nb = execute(SHOOTOUT)
+
+    lines = verdicts(nb)
+    assert lines and "async lost" in lines[0] and "aof lost 0" in lines[0], outputs_text(nb)
+    assert "lost_acknowledged_writes" in outputs_text(nb)     # the table was printed

@@ -6,6 +6,8 @@
   per client process, coloured by outcome) with the fault windows shaded, the latency of
   every acknowledged write over time, and the checkers' findings with the op indices to
   look up in the history. Bokeh's JavaScript is inlined, so the file opens offline.
+* :func:`layout`  -- the same columns as a Bokeh layout, for ``bokeh.io.show`` in a
+  notebook (``notebooks/05-shootout.ipynb``).
 
 Times in the charts are seconds since the first operation of the run; the nemesis log
 counts from the start of the workload, which is the same instant to within milliseconds.
@@ -172,12 +174,12 @@ def _findings(result: dict, windows) -> str:
     return "".join(parts)
 
 
-def html(results: list[dict], path: str) -> str:
-    """Write a self-contained HTML report (one column per mode) to ``path``; return path."""
-    from bokeh.embed import file_html
+def layout(results: list[dict]):
+    """The Bokeh layout of the report: one column per mode (its numbers, the operation
+    timeline, the write latencies and the findings). :func:`html` writes it to a page; in
+    a notebook, ``bokeh.io.show(report.layout(results))`` displays it inline."""
     from bokeh.layouts import column, row
     from bokeh.models import Div
-    from bokeh.resources import INLINE
 
     columns = []
     for result in results:
@@ -190,9 +192,17 @@ def html(results: list[dict], path: str) -> str:
         head = Div(text=_numbers(result), width=560)
         columns.append(column(head, timeline, latency,
                               Div(text=_findings(result, windows), width=560)))
+    return row(*columns)
+
+
+def html(results: list[dict], path: str) -> str:
+    """Write a self-contained HTML report (one column per mode) to ``path``; return path."""
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+
     title = f"Mode shootout: {results[0]['schedule']} (seed {results[0]['seed']})" \
         if results else "Mode shootout"
-    page = file_html(row(*columns), INLINE, title)
+    page = file_html(layout(results), INLINE, title)
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
     return path
