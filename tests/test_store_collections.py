@@ -5,7 +5,6 @@ from collections import deque
 import pytest
 
 from workbench.resp import NULL_ARRAY, OK, Map, ReplyError, SetReply, encode
-from workbench.store import Keyspace
 from keyspace_helpers import argv, error, reply, run  # noqa: F401
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from workbench.resp import OK, ReplyError
-from workbench.store import Keyspace, lookup
+from workbench.resp import OK
+from workbench.store import lookup
 from workbench.store.glob import glob_match
 from keyspace_helpers import argv, error, reply, run  # noqa: F401
 

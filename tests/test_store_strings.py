@@ -1,9 +1,6 @@
 """String commands, driven through Keyspace.execute: exact replies and propagated forms."""
 
-import pytest
-
-from workbench.resp import OK, ReplyError
-from workbench.store import Keyspace
+from workbench.resp import OK
 from keyspace_helpers import argv, error, reply, run  # noqa: F401
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 import workbench as wb
 from workbench.faults.nemesis import Nemesis

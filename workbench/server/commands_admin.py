@@ -19,7 +19,7 @@ def _section_server(s) -> list[str]:
             "valkey_version:8.0.1", "workbench_node:" + s.name, "redis_mode:standalone",
             f"process_id:{os.getpid()}", f"run_id:{s.run_id}", f"tcp_port:{s.port}",
             f"uptime_in_seconds:{int(time.time() - s.started)}",
-            f"hz:{s.config['hz']}", "executable:workbench", f"config_file:"]
+            f"hz:{s.config['hz']}", "executable:workbench", "config_file:"]
 
 
 def _section_clients(s) -> list[str]:
@@ -42,7 +42,7 @@ def _section_persistence(s) -> list[str]:
                   f"aof_buffer_length:{aof.buffered}",
                   f"aof_fsynced_offset:{s.fsynced_offset}",
                   f"aof_pending_bio_fsync:{1 if aof.written_size > aof.fsynced_size else 0}",
-                  f"aof_delayed_fsync:0", f"aof_fsync_policy:{s.config['appendfsync']}",
+                  "aof_delayed_fsync:0", f"aof_fsync_policy:{s.config['appendfsync']}",
                   f"aof_loaded_commands:{s.loaded_commands}"]
     return lines
 

@@ -23,14 +23,14 @@ import time
 
 from .. import events as ev
 from ..resp import QUEUED, ReplyError, encode_command
-from ..storage import AppendOnlyFile, AofError, load as load_aof
 from ..store import Keyspace, lookup, unknown_command, wrong_arity
 from ..store import snapshot
 from ..replication.primary import ReplicationState
 from ..replication.replica import ReplicaLink
-from .connection import Blocked, ClientConnection, NO_REPLY
-from . import gating
 from ..durability import NOT_HELD
+from . import gating
+from .connection import Blocked, ClientConnection, NO_REPLY
+from .persistence import AofPersistence, StreamClient
 from .pubsub import PubSub
 from .registry import SERVER_HANDLERS
 
@@ -45,27 +45,7 @@ _SUBSCRIBE_OK = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRI
                            "PING", "QUIT", "RESET", "SSUBSCRIBE", "SUNSUBSCRIBE"})
 
 
-class _PrimaryStreamClient:
-    """The pseudo-client that executes the primary's stream on a replica."""
-
-    def __init__(self):
-        self.db = 0
-        self.multi = None
-        self.multi_error = False
-        self.watched = set()
-        self.watch_dirty = False
-        self.is_primary_link = True
-        self.authenticated = True
-        self.channels = self.patterns = ()
-        self.proto = 2
-        self.woff = 0
-        self.replica = None
-        self.closing = False
-        self.name = b""
-        self.hold_until = NOT_HELD
-
-
-class NodeServer:
+class NodeServer(AofPersistence):
     def __init__(self, node):
         self.node = node
         self.name = node.name
@@ -81,7 +61,7 @@ class NodeServer:
         self.clients: set[ClientConnection] = set()
         self.pubsub = PubSub(self)
         self.watchers: dict = {}                 # (db, key) -> set of connections
-        self.aof: AppendOnlyFile | None = None
+        self.aof = None                          # the AppendOnlyFile when appendonly is on
         self.aof_db = -1
         self.aof_offset_at_fsync = -1            # replication offset covered by the last fsync
         self.aof_error: str | None = None
@@ -95,7 +75,7 @@ class NodeServer:
         self._stopping = threading.Event()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task] = []
-        self._primary_client = _PrimaryStreamClient()
+        self._primary_client = StreamClient()
         self._in_exec: list | None = None
         self.started = time.time()
         self.run_id = os.urandom(20).hex()
@@ -118,55 +98,6 @@ class NodeServer:
         if replica_of is not None:
             self.become_replica(*replica_of)
         gating.reconcile(self)
-
-    def _load_aof(self) -> None:
-        path = os.path.join(self.data_dir, self.config["appendfilename"])
-        result = load_aof(path, load_truncated=self.config["aof-load-truncated"])
-        for line in result.warnings:
-            self.log(line)
-        now = int(time.time() * 1000)
-        client = _PrimaryStreamClient()
-        for logged in result.commands:
-            argv = logged.argv
-            spec = lookup(argv[0])
-            if spec is None:
-                raise AofError(f"Unknown command '{argv[0].decode(errors='replace')}' "
-                               f"reading the append only file {path}")
-            reply = self._execute_loaded(client, spec, argv, now)   # replays as a replica
-            if isinstance(reply, ReplyError) and reply.prefix not in ("WRONGTYPE",):
-                self.log(f"AOF replay of {argv[0]!r} answered {reply.text}")
-        self.loaded_commands = len(result.commands)
-
-    def _execute_loaded(self, client, spec, argv, now):
-        if spec.name == "SELECT":
-            client.db = int(argv[1])
-            return None
-        if spec.name in ("MULTI", "EXEC"):
-            return None                       # the loader already dropped torn transactions
-        if spec.is_server:
-            return SERVER_HANDLERS[spec.name](self, client, argv)
-        return self.keyspace.run(spec, argv, client.db, now, replica=True).reply
-
-    def _open_aof(self) -> None:
-        self.aof = AppendOnlyFile(self.data_dir, self.config["appendfilename"])
-        self.aof_db = -1
-        self.aof_offset_at_fsync = self.repl.offset
-        if self.config["appendfsync"] == "everysec":
-            self._fsync_thread = threading.Thread(target=self._fsync_every_second, daemon=True,
-                                                  name=f"{self.name}-bio-fsync")
-            self._fsync_thread.start()
-
-    def start_aof(self) -> None:
-        """``CONFIG SET appendonly yes``: write the dataset as a fresh AOF, then append."""
-        self._open_aof()
-        self.aof.rewrite(snapshot.dump(self.keyspace, int(time.time() * 1000)))
-        self.aof_offset_at_fsync = self.repl.offset
-
-    def stop_aof(self) -> None:
-        aof, self.aof = self.aof, None
-        aof.flush()
-        aof.fsync()
-        aof.close()
 
     def pause(self) -> None:
         """Freeze like a SIGSTOPped process: sockets stay open, nothing is read or done."""
@@ -377,69 +308,6 @@ class NodeServer:
         if self.write_behind is not None and aof_bytes is not None:
             gating.submit(self, aof_bytes)     # with the offset this write reached
 
-    def _schedule_aof_flush(self) -> None:
-        if not self._aof_flush_pending:
-            self._aof_flush_pending = True
-            asyncio.get_running_loop().call_soon(self.flush_aof)
-
-    def flush_aof(self) -> None:
-        """Once per loop turn, like Valkey's beforeSleep: write() the AOF buffer;
-        fsync too under ``appendfsync always``, before any reply of this turn leaves."""
-        self._aof_flush_pending = False
-        if self.aof is None or self.write_behind is not None or self._stopping.is_set():
-            return                                # (a killed node writes nothing more)
-        offset = self.repl.offset
-        try:
-            self.aof.flush()
-            if self.config["appendfsync"] == "always":
-                started = time.perf_counter()
-                self.aof.fsync()
-                self._fsync_done(offset, started)
-        except OSError as err:
-            self._aof_failed(err)
-
-    def _fsync_done(self, offset: int, started: float) -> None:
-        self.aof_offset_at_fsync = max(self.aof_offset_at_fsync, offset)
-        if self.events.active:
-            self.events.publish(ev.FsyncDone(self.name, fsynced_bytes=self.aof.fsynced_size,
-                                             offset=offset,
-                                             duration_ms=(time.perf_counter() - started) * 1e3))
-        self.repl.check_waiters(self.aof_offset_at_fsync)
-
-    def _aof_failed(self, err: OSError) -> None:
-        self.aof_error = os.strerror(err.errno) if err.errno else str(err)
-        self.log(f"Error writing to the AOF file: {self.aof_error}")
-
-    def _fsync_every_second(self) -> None:
-        """The background fsync of ``appendfsync everysec`` (Valkey's BIO thread)."""
-        while not self._stopping.wait(1.0):
-            aof = self.aof
-            if aof is None or aof.closed:
-                return
-            if self.config["appendfsync"] != "everysec":
-                continue                          # switched to "no" (or "always") meanwhile
-            offset = self.repl.offset
-            written = aof.written_size
-            if written == aof.fsynced_size:
-                continue
-            started = time.perf_counter()
-            try:
-                aof.fsync()
-            except (OSError, ValueError):
-                continue
-            loop = self.node.loop
-            try:
-                loop.call_soon_threadsafe(self._fsync_done, offset if aof.fsynced_size >= written
-                                          else self.aof_offset_at_fsync, started)
-            except RuntimeError:
-                return
-
-    @property
-    def fsynced_offset(self) -> int:
-        """The replication offset the AOF has fsynced; -1 with no AOF (as Valkey)."""
-        return self.aof_offset_at_fsync if self.aof is not None else -1
-
-    # -- roles -------------------------------------------------------------------------
     @property
     def role(self) -> str:
         return "slave" if self.link is not None else "master"
