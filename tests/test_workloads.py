@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 
 import workbench as wb
 from workbench.faults.nemesis import Nemesis
@@ -56,3 +57,18 @@ def test_the_checker_finds_a_lost_write_injected_into_a_real_history():
         damaged = dict(final, **{key: frozenset(final[key] - {victim})})
         verdict = checkers.lost_writes(history, damaged)
         assert verdict.valid is False and verdict.count == 1
+
+
+def test_writes_confirmed_by_wait_are_lost_when_the_acking_replica_is_in_the_minority():
+    """WAIT 1 said a replica had the write; a failover promoted a node that did not."""
+    with wb.Cluster(mode="async", nodes=5, down_after_ms=300) as c:
+        schedule = preset("wait-then-failover", 5, duration=6.0)
+        nemesis = Nemesis(c, schedule)
+        recorder = run_clients(c, "set", duration=6.0, clients=4, keys=3, seed=3,
+                               during=nemesis.step, wait_replicas=1)
+        nemesis.finish()
+        final = final_reads(c, recorder, "set", recorder.keys)
+        verdict = checkers.lost_writes(recorder.history, final)
+        assert verdict.valid is False and verdict.count > 0
+    with pytest.raises(ValueError, match="needs at least 5 nodes"):
+        preset("wait-then-failover", 3)

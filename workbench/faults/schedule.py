@@ -70,16 +70,17 @@ def power_loss(nodes: int, duration: float = 10.0) -> Schedule:
 
 
 def wait_then_failover(nodes: int, duration: float = 10.0) -> Schedule:
-    """A WAIT-acknowledged write lost to the promotion of a replica that lacked it:
-    one replica is cut off (it misses new writes), the primary dies, the lagging replica
-    is healed back in time to be promoted."""
+    """A WAIT-acknowledged write lost to the promotion of a replica that lacked it: the
+    primary and the one replica that acknowledges its WAITs are cut off together; the
+    majority (which never saw those writes) promotes one of its own. Needs 5 nodes."""
+    if nodes < 5:
+        raise ValueError("wait-then-failover needs at least 5 nodes: the primary and its "
+                         "acknowledging replica must be a minority")
     t = duration
     return Schedule("wait-then-failover", (
-        Fault(0.2 * t, "isolate", targets=("replica",)),
-        Fault(0.4 * t, "kill", targets=("primary",)),
-        Fault(0.45 * t, "heal"),
-        Fault(0.8 * t, "restart", targets=("killed",)),
-    ), duration=duration)
+        Fault(0.2 * t, "partition", groups=(("primary", "replica"), ("rest",))),
+        Fault(0.7 * t, "heal"),
+    ), duration=duration, notes="use a workload that confirms each write with WAIT 1")
 
 
 def flapping_primary(nodes: int, duration: float = 10.0) -> Schedule:

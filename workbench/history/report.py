@@ -174,6 +174,30 @@ def _findings(result: dict, windows) -> str:
     return "".join(parts)
 
 
+def _jump_to_findings(result: dict, t0: float, timeline):
+    """A menu of the findings; choosing one zooms the timeline onto its operations."""
+    from bokeh.models import CustomJS, Select
+
+    history = result["history"]
+    options, windows = [("", "jump to a finding...")], {}
+    for name, verdict in summary(history).items():
+        for anomaly in verdict.anomalies[:MAX_FINDINGS]:
+            times = [history[i].time - t0 for i in anomaly["ops"] if 0 <= i < len(history)]
+            if not times:
+                continue
+            key = str(len(windows))
+            windows[key] = (min(times) - 0.05, max(times) + 0.05)
+            options.append((key, f"{name}: {_short(anomaly['message'], 70)}"))
+    if not windows:
+        return None
+    menu = Select(title="Findings on the timeline", value="", options=options, width=560)
+    menu.js_on_change("value", CustomJS(args=dict(r=timeline.x_range, windows=windows), code="""
+        const w = windows[cb_obj.value];
+        if (w) { r.start = w[0]; r.end = w[1]; }
+    """))
+    return menu
+
+
 def layout(results: list[dict]):
     """The Bokeh layout of the report: one column per mode (its numbers, the operation
     timeline, the write latencies and the findings). :func:`html` writes it to a page; in
@@ -190,8 +214,10 @@ def layout(results: list[dict]):
         timeline = _timeline(result, t0, end, windows)
         latency = _latency(result, t0, end, windows, timeline.x_range)
         head = Div(text=_numbers(result), width=560)
-        columns.append(column(head, timeline, latency,
-                              Div(text=_findings(result, windows), width=560)))
+        jump = _jump_to_findings(result, t0, timeline)
+        parts = [head] + ([jump] if jump is not None else []) + [timeline, latency,
+                                                                  Div(text=_findings(result, windows), width=560)]
+        columns.append(column(*parts))
     return row(*columns)
 
 

@@ -99,8 +99,10 @@ def run_mode(mode: str, schedule_name: str, seed: int, duration: float, *,
                 if int(elapsed) > seconds.n:
                     seconds.update(min(int(elapsed), seconds.total) - seconds.n)
 
+            # wait-then-failover is about writes confirmed with WAIT 1: confirm each one
             recorder = run_clients(cluster, workload, duration=duration, clients=clients,
-                                   seed=seed, during=during)
+                                   seed=seed, during=during,
+                                   wait_replicas=1 if schedule_name == "wait-then-failover" else 0)
         nemesis.finish()
         final = final_reads(cluster, recorder, workload, recorder.keys)
     verdicts = checkers.summary(recorder.history, final)

@@ -75,11 +75,12 @@ class Client(threading.Thread):
 
     def __init__(self, cluster, recorder: Recorder, workload: str, keys: list[str],
                  rng: random.Random, stop: threading.Event, values: itertools.count,
-                 timeout: float = 1.0):
+                 timeout: float = 1.0, wait_replicas: int = 0):
         super().__init__(daemon=True)
         self.cluster, self.recorder, self.workload = cluster, recorder, workload
         self.keys, self.rng, self.stop, self.values = keys, rng, stop, values
         self.timeout = timeout
+        self.wait_replicas = wait_replicas     # confirm each update with WAIT n before "ok"
         self.process = recorder.new_process()
         self.conn: redis.Redis | None = None
         self.node: str | None = None
@@ -134,6 +135,15 @@ class Client(threading.Thread):
         return (READ, None) if self.rng.random() < 0.2 else (INCR, 1)
 
     def _send(self, f, key, value):
+        result = self._send_command(f, key, value)
+        if self.wait_replicas and f not in (READ, FINAL_READ):
+            acked = self.conn.wait(self.wait_replicas, int(self.timeout * 1000))
+            if acked < self.wait_replicas:
+                # it ran on the primary but was not confirmed: its fate is unknown
+                raise redis.TimeoutError(f"WAIT {self.wait_replicas}: only {acked} acked")
+        return result
+
+    def _send_command(self, f, key, value):
         conn = self.conn
         if self.workload == "register":
             if f == WRITE:
@@ -172,7 +182,7 @@ def final_reads(cluster, recorder: Recorder, workload: str, keys: list[str],
 
 
 def run_clients(cluster, workload: str, *, duration: float, clients: int = 4, keys: int = 3,
-                seed: int = 0, during=None):
+                seed: int = 0, during=None, wait_replicas: int = 0):
     """Run ``clients`` threads for ``duration`` seconds; ``during(elapsed)`` is called
     every 50 ms from this thread (the nemesis hooks in there). Returns the Recorder."""
     if workload not in WORKLOADS:
@@ -183,7 +193,7 @@ def run_clients(cluster, workload: str, *, duration: float, clients: int = 4, ke
     stop = threading.Event()
     values = itertools.count()
     threads = [Client(cluster, recorder, workload, key_names, random.Random(rng.random()), stop,
-                      values) for _ in range(clients)]
+                      values, wait_replicas=wait_replicas) for _ in range(clients)]
     started = time.monotonic()
     for t in threads:
         t.start()
