@@ -201,6 +201,8 @@ class Cluster:
     # -- state for viewers --------------------------------------------------------------
     def snapshot(self) -> dict:
         """A plain-data picture of every node, taken consistently on the loop thread."""
+        if self._closed:
+            raise RuntimeError("the cluster is closed")
         def take():
             out = {}
             for n in self.nodes:

@@ -65,6 +65,8 @@ class Node:
 
     def gate_snapshot(self) -> dict:
         """Plain data about this node's commit gate: offsets, held replies, counters."""
+        if self.cluster._closed:
+            raise RuntimeError("the cluster is closed")
         def read():
             return {"alive": False} if self.server is None else gating.snapshot(self.server)
         return self.cluster.runtime.call(read)

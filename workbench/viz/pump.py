@@ -71,6 +71,7 @@ class UiPump:
         self._lock = threading.Lock()
         self._apply_lock = threading.RLock()   # serialises drains when there is no kernel
         self._latest: dict[str, Any] = {}
+        self._taken: dict[str, float] = {}
         self._streams: dict[str, deque] = {}
         self._appliers: dict[str, list[Callable]] = {}
         self._samplers: dict[str, Callable[[], Any]] = {}
@@ -109,9 +110,17 @@ class UiPump:
             self._samplers[key] = sampler
 
     # -- the producer side (any thread) ----------------------------------------------------
-    def publish(self, key: str, value: Any) -> None:
-        """Offer the newest state for ``key``; an older, undrained one is replaced."""
+    def publish(self, key: str, value: Any, taken: float | None = None) -> None:
+        """Offer the newest state for ``key``; an older, undrained one is replaced.
+
+        ``taken`` is when the state was read (``time.monotonic()``): two samplers racing
+        (the periodic thread and the after-cell refresh) must not let an older reading
+        that finished later overwrite a newer one."""
         with self._lock:
+            if taken is not None:
+                if taken < self._taken.get(key, float("-inf")):
+                    return
+                self._taken[key] = taken
             self._latest[key] = value
             schedule = self._claim_drain()
         if schedule:
@@ -212,19 +221,21 @@ class UiPump:
         # A closed cluster has stopped its loop; asking it would wait for nothing.
         if not cluster.runtime.loop.is_running():
             return False
+        taken = time.monotonic()
         try:
             snapshot = cluster.snapshot()
         except Exception:   # the cluster closed between the check and the call
             return False
-        self.publish(SNAPSHOT, {**snapshot, "_time": time.time()})
+        self.publish(SNAPSHOT, {**snapshot, "_time": time.time()}, taken)
         with self._lock:
             samplers = list(self._samplers.items())
         for key, sampler in samplers:
+            taken = time.monotonic()
             try:
                 value = sampler()
             except Exception:   # the cluster closed mid-sample: the next round tells
                 continue
-            self.publish(key, value)
+            self.publish(key, value, taken)
         return True
 
     @property
