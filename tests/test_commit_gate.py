@@ -23,6 +23,15 @@ def info(cluster) -> dict:
     return cluster.client(cluster.nodes[0]).info("reply_blocking")
 
 
+def held_write(cluster, request: bytes) -> RawClient:
+    """Send a write from a fresh client while paused; wait until its key is dirty.
+    Keep the returned client open: its reply is held on that connection."""
+    writer = RawClient(cluster.nodes[0].port)
+    writer.send(request)
+    wait_for(lambda: info(cluster)["reply_blocking_uncommitted_keys"] == 1, what="dirty key")
+    return writer
+
+
 def nothing_arrived(raw: RawClient) -> bool:
     """True when no byte is waiting on the socket right now (the reply is still held)."""
     raw.sock.setblocking(False)
@@ -56,9 +65,7 @@ def test_reads_of_uncommitted_keys_wait_other_keys_do_not(aof_node):
     r = aof_node.client()
     r.set("clean", "1")
     r.execute_command("DEBUG", "reply-blocking-pause", "aof")
-    writer = RawClient(aof_node.nodes[0].port)   # kept open: its reply is held
-    writer.send(b"SET dirty v\r\n")
-    wait_for(lambda: info(aof_node)["reply_blocking_uncommitted_keys"] == 1, what="dirty key")
+    writer = held_write(aof_node, b"SET dirty v\r\n")
     reader = RawClient(aof_node.nodes[0].port)
     reader.send(b"GET dirty\r\n")
     assert r.get("clean") == "1"                   # a committed key answers at once
@@ -85,9 +92,7 @@ def test_pipeline_keeps_order_and_lets_earlier_replies_go(aof_node):
 def test_keyspace_wide_commands_wait_while_anything_is_dirty(aof_node):
     r = aof_node.client()
     r.execute_command("DEBUG", "reply-blocking-pause", "aof")
-    writer = RawClient(aof_node.nodes[0].port)   # kept open: its reply is held
-    writer.send(b"SET somewhere 1\r\n")
-    wait_for(lambda: info(aof_node)["reply_blocking_uncommitted_keys"] == 1, what="dirty key")
+    writer = held_write(aof_node, b"SET somewhere 1\r\n")
     scanner = RawClient(aof_node.nodes[0].port)
     scanner.send(b"DBSIZE\r\n")
     wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="DBSIZE held")
@@ -126,9 +131,7 @@ def test_keyspace_notifications_wait_for_durability(aof_node):
     p.psubscribe("__keyevent@0__:*")
     wait_for(lambda: p.get_message(timeout=0.1) is not None, what="psubscribe confirmation")
     r.execute_command("DEBUG", "reply-blocking-pause", "aof")
-    writer = RawClient(aof_node.nodes[0].port)   # kept open: its reply is held
-    writer.send(b"SET note 1\r\n")
-    wait_for(lambda: info(aof_node)["reply_blocking_uncommitted_keys"] == 1, what="dirty key")
+    writer = held_write(aof_node, b"SET note 1\r\n")
     assert p.get_message(timeout=0.2) is None            # not yet: the write is not durable
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     message = wait_for(lambda: p.get_message(timeout=0.2), what="the notification")

@@ -15,6 +15,14 @@ import time
 from .schedule import Fault, Schedule
 
 
+# Faults that flip one node's state and their undo: action -> (Node method, list of
+# broken nodes it adds to, list it removes from).
+_TOGGLES = {
+    "pause": ("pause", "paused", None), "resume": ("resume", None, "paused"),
+    "fail-disk": ("fail_disk", "failing", None), "heal-disk": ("heal_disk", None, "failing"),
+}
+
+
 class Nemesis:
     def __init__(self, cluster, schedule: Schedule):
         self.cluster = cluster
@@ -75,24 +83,14 @@ class Nemesis:
                 c.partition(*groups)
         elif action == "heal":
             c.heal()
-        elif action == "pause":
+        elif action in _TOGGLES:
+            method, remember, forget = _TOGGLES[action]
             for name in names:
-                c.node(name).pause()
-                self.paused.append(name)
-        elif action == "resume":
-            for name in names:
-                c.node(name).resume()
-                if name in self.paused:
-                    self.paused.remove(name)
-        elif action == "fail-disk":
-            for name in names:
-                c.node(name).fail_disk()
-                self.failing.append(name)
-        elif action == "heal-disk":
-            for name in names:
-                c.node(name).heal_disk()
-                if name in self.failing:
-                    self.failing.remove(name)
+                getattr(c.node(name), method)()
+                if remember:
+                    getattr(self, remember).append(name)
+                elif name in getattr(self, forget):
+                    getattr(self, forget).remove(name)
         self.log.append((elapsed, f"{action} {' '.join(names)}".strip()))
 
     def finish(self, timeout: float = 15.0) -> None:

@@ -29,7 +29,7 @@ from ..replication.primary import ReplicationState
 from ..replication.replica import ReplicaLink
 from ..durability import NOT_HELD
 from . import gating
-from .connection import Blocked, ClientConnection, NO_REPLY
+from .connection import ClientConnection, NO_REPLY
 from .persistence import AofPersistence, StreamClient
 from .pubsub import PubSub
 from .registry import SERVER_HANDLERS
@@ -247,20 +247,25 @@ class NodeServer(AofPersistence):
                 self.touch_keys(conn.db, outcome.changed_keys)
                 for db in outcome.flushed:
                     self.touch_db(db)
+        reply = outcome.reply
         gate = self.gate
         if gate is not None:
-            return self._gated_reply(conn, spec, argv, outcome, wrote)
+            reply = self._hold_reply(conn, spec, argv, outcome, wrote)
         if outcome.events and self.pubsub.notify_flags and (self._in_exec is None or not propagate):
-            self.pubsub.keyspace_events(outcome.events)      # in EXEC: fired once it ends
+            events = outcome.events                      # in EXEC: fired once it ends
+            if gate is None:
+                self.pubsub.keyspace_events(events)
+            else:                                        # once the change is durable
+                gate.defer(wrote, lambda: self.pubsub.keyspace_events(events))
         if self.events.active:
             self.events.publish(ev.CommandExecuted(
                 self.name, command=spec.name, db=conn.db,
                 keys=tuple(spec.keys(argv)), offset=self.repl.offset))
-        return outcome.reply
+        return reply
 
-    def _gated_reply(self, conn, spec, argv, outcome, wrote: int):
-        """The commit gate's part of a command: mark what it dirtied, decide what its
-        reply waits for, and defer its keyspace notifications until that is durable."""
+    def _hold_reply(self, conn, spec, argv, outcome, wrote: int):
+        """The commit gate's part of a command: mark what it dirtied and decide what its
+        reply waits for (``conn.hold_until``)."""
         gate = self.gate
         if wrote != NOT_HELD:
             gate.record_write(conn.db, outcome.changed_keys, wrote)
@@ -270,13 +275,6 @@ class NodeServer(AofPersistence):
         if hold != NOT_HELD and self.aof_error is not None:
             return gating.misconf(self)      # the disk is failing: this would never be released
         conn.hold_until = hold
-        if outcome.events and self.pubsub.notify_flags and self._in_exec is None:
-            events = outcome.events
-            gate.defer(wrote, lambda: self.pubsub.keyspace_events(events))
-        if self.events.active:
-            self.events.publish(ev.CommandExecuted(
-                self.name, command=spec.name, db=conn.db,
-                keys=tuple(spec.keys(argv)), offset=self.repl.offset))
         return outcome.reply
 
     def apply_from_primary(self, argv: list) -> None:
@@ -433,8 +431,4 @@ class NodeServer(AofPersistence):
         del self.log_lines[:-500]
 
 
-def blocked(future) -> Blocked:
-    return Blocked(future)
-
-
-__all__ = ["NodeServer", "NO_REPLY", "blocked"]
+__all__ = ["NodeServer", "NO_REPLY"]
