@@ -99,7 +99,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("appendfilename", _text, "appendonly.aof", mutable=False),
     Setting("aof-load-truncated", _yes_no, "yes"),
     Setting("aof-write-behind", _yes_no, "no",
-            doc="write+fsync on a worker thread; replies held until durable "
+            doc="AOF write+fsync in a writer process behind the event loop; replies held until durable "
                 "(Valkey's bio-aof-offload-enabled); only with appendfsync always"),
     Setting("reply-blocking-max-held-bytes", _memory(1024), "16mb",
             doc="a client whose held replies pass this stops being read until they drain"),

@@ -68,7 +68,7 @@ class NodeServer(AofPersistence):
         self.gate = None                         # CommitGate while replies are held (aof mode)
         self.aof_provider = None
         self.write_behind = None
-        self.wb_pending: list = []               # this loop turn's AOF bytes, for the worker
+        self.wb_pending: list = []               # this loop turn's AOF bytes, for the write-behind log
         self.paused = False
         self._aof_flush_pending = False
         self._fsync_thread: threading.Thread | None = None

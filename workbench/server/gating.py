@@ -3,9 +3,9 @@
 The pure bookkeeping is :mod:`workbench.durability`; this module connects it to the
 node's pieces:
 
-* ``propagate`` hands each write's AOF bytes to the :class:`WriteBehindLog` worker
-  with the replication offset the write reached;
-* the worker reports fsyncs back onto the event loop (``_durable``), the AOF provider
+* ``propagate`` hands each write's AOF bytes to the :class:`WriteBehindLog` with the
+  replication offset the write reached;
+* the log reports completed fsyncs (``_durable``), the AOF provider
   advances, and :func:`progress` releases held replies, forgets committed keys and runs
   deferred keyspace notifications;
 * a failing disk turns every held reply into a ``MISCONF`` error and refuses new writes
@@ -48,22 +48,15 @@ def enable(server) -> None:
     server.aof_offset_at_fsync = max(server.aof_offset_at_fsync, offset)
     server.aof_provider = AofProvider(offset)
     server.gate = CommitGate([server.aof_provider])
-    loop = asyncio.get_running_loop()
-
-    def from_worker(fn, *args):
-        try:
-            loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:                # the loop is gone: the node was torn down
-            pass
-
     server.write_behind = WriteBehindLog(
-        server.aof,
-        on_durable=lambda off, ms: from_worker(_durable, server, off, ms),
-        on_error=lambda err: from_worker(_failed, server, err),
-        on_recovered=lambda: from_worker(_recovered, server),
-        on_started=lambda off: server.events.active and from_worker(_fsync_started, server, off),
-        name=f"{server.name}-bio-aof")
-    server.log("Reply blocking enabled: AOF writes and fsyncs run behind the event loop")
+        server.aof, asyncio.get_running_loop(),
+        on_durable=lambda offset, ms: _durable(server, offset, ms),
+        on_error=lambda err: _failed(server, err),
+        on_recovered=lambda: _recovered(server),
+        on_started=lambda offset: server.events.active and _fsync_started(server, offset),
+        name=f"{server.name}-aof-writer")
+    server.log("Reply blocking enabled: AOF writes and fsyncs run behind the event loop "
+               f"(writer process {server.write_behind.writer_pid})")
 
 
 def disable(server, *, disconnect: bool) -> None:
@@ -87,9 +80,8 @@ def disable(server, *, disconnect: bool) -> None:
 def submit(server, data: bytes) -> None:
     """Collect a write's AOF bytes; hand the whole loop turn's batch over at its end.
 
-    One hand-over per turn, not per write: every hand-over wakes the worker thread and
-    makes the two threads trade Python's GIL, which on two cores costs more than the
-    write itself."""
+    One hand-over per turn, not per write: one ``write(2)`` per turn, and the turn's
+    writes join the next fsync together."""
     pending = server.wb_pending
     if not pending:
         asyncio.get_running_loop().call_soon(_hand_over, server)
@@ -145,7 +137,7 @@ def misconf(server) -> ReplyError:
 
 def _failed(server, err: OSError) -> None:
     """The disk failed: no held reply may claim success. Each becomes an error; the
-    writes stay in memory and in the worker's batch, and become durable if the disk
+    writes stay in memory and in the write-behind log, and become durable if the disk
     recovers -- so for the client their outcome is unknown, not failed."""
     server.aof_error = os.strerror(err.errno) if err.errno else str(err)
     server.log(f"Error writing to the AOF file: {server.aof_error}")

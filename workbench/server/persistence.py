@@ -4,7 +4,7 @@
 ``core.py`` reads on its own. The three policies, in Valkey's words: ``always`` -- fsync
 after every write (here: once per event-loop turn, before the turn's replies leave, as
 Valkey's ``beforeSleep``); ``everysec`` -- fsync once a second on a background thread;
-``no`` -- let the OS flush when it wants. The ``aof`` mode's write-behind worker replaces
+``no`` -- let the OS flush when it wants. The ``aof`` mode's write-behind log replaces
 the inline ``always`` flush (see ``gating.py``).
 """
 

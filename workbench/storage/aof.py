@@ -71,6 +71,8 @@ class AppendOnlyFile:
         self.last_fsync_ms = 0.0     # duration of the last completed fsync
         self.write_count = 0
         self.fsync_count = 0
+        self.generation = 0          # bumped when rewrite() replaces the file
+        self.fault_listener = None   # told of inject_fault(): the write-behind writer
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -88,9 +90,15 @@ class AppendOnlyFile:
         """Bytes fed but not yet flushed (INFO's ``aof_buffer_length``)."""
         return len(self.aof_buf)
 
+    @property
+    def injected_fault(self) -> OSError | None:
+        return self._file.injected_fault
+
     def inject_fault(self, fault: OSError | None) -> None:
         """Make writes and fsyncs raise ``fault`` (the failing-disk nemesis); None heals."""
         self._file.injected_fault = fault
+        if self.fault_listener is not None:
+            self.fault_listener(fault)
 
     @property
     def closed(self) -> bool:
@@ -147,6 +155,19 @@ class AppendOnlyFile:
         self.last_fsync_error = None
         return size
 
+    # -- appends done by another process (the write-behind AOF writer) ----------------
+    def handed_over(self, data_length: int) -> None:
+        self._file.handed_over(data_length)
+
+    def fsync_completed(self, covered: int, duration_ms: float) -> int:
+        self.last_fsync_ms = duration_ms
+        self.fsync_count += 1
+        self.last_fsync_error = self.last_write_error = None
+        return self._file.end_fsync(covered)
+
+    def fsync_failed(self, error: OSError) -> None:
+        self.last_fsync_error = error
+
     # -- whole-file operations -----------------------------------------------------------
     def rewrite(self, base: bytes) -> None:
         """Atomically replace the whole file with ``base``, then reopen for appending.
@@ -161,6 +182,7 @@ class AppendOnlyFile:
         fault = self._file.injected_fault
         old, self._file = self._file, DurableFile.open(self.path)
         self._file.injected_fault = fault
+        self.generation += 1          # a new file: whoever holds the old descriptor must drop it
         old.close()
         self.aof_buf.clear()
 

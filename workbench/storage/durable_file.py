@@ -159,10 +159,26 @@ class DurableFile:
             if self._fd is None and e.errno in (errno.EBADF, errno.EINVAL):
                 return self.fsynced_size
             raise
+        return self.end_fsync(covered)
+
+    def end_fsync(self, covered: int) -> int:
+        """Record that an fsync covering the first ``covered`` bytes completed (here, or
+        in the process that appends for us)."""
         with self._lock:
             # A truncate() during the fsync may have shrunk the file below ``covered``.
             self._fsynced = min(max(self._fsynced, covered), self._written)
             return self._fsynced
+
+    def fileno(self) -> int:
+        return self._require_open()
+
+    def handed_over(self, n: int) -> None:
+        """``n`` bytes were given to another process to append (the write-behind AOF
+        writer): count them as written -- like written bytes, they are gone after a power
+        loss unless an fsync covers them."""
+        self._require_open()
+        with self._lock:
+            self._written += n
 
     def truncate(self, size: int) -> None:
         """Cut the file to ``size`` bytes (used to drop a half-written record).

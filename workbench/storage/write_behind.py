@@ -1,109 +1,128 @@
-"""The write-behind log: AOF writes and fsyncs on a worker thread, in batches.
+"""The write-behind log: the AOF's writes and fsyncs run behind the event loop, in batches.
 
 With ``appendfsync always`` done inline, the event loop stops for every fsync (tens of
 microseconds to milliseconds) and every client waits. Valkey's write-behind proposal
-moves the ``write`` + ``fsync`` to a background thread (its "BIO"): commands run at once
-on the loop and hand their bytes over with :meth:`WriteBehindLog.submit`; the worker
-takes *everything* submitted since its last fsync as one batch -- group commit -- writes
-it, fsyncs it, and reports the replication offset the batch reached. The more clients
-write at once, the more writes share one fsync.
+takes the write + fsync off the loop: commands run at once, their bytes are handed over
+with :meth:`WriteBehindLog.submit`, and while one fsync runs everything handed over
+meanwhile piles up to share the *next* one -- group commit. The more clients write at
+once, the more writes share an fsync.
 
-The worker never decides what a client is told; it only reports ``on_durable(offset)``,
-``on_error(error)`` and ``on_recovered()``. After an error it keeps the batch and
-retries, so when the disk comes back the node catches up by itself.
+The writer is a separate process (:mod:`.aof_writer_process` says why not a thread). The
+log numbers each hand-over with a token and remembers ``(token, offset, size, writes)``
+until the writer reports the token durable; then it tells its owner
+``on_durable(offset, ms)``. It never decides what a client is told; on a failing disk it
+reports ``on_error(error)`` and, once the writer got the bytes down after all,
+``on_recovered()``.
+
+Everything here runs on the event-loop thread; ``loop`` is anything with ``add_reader``
+and ``remove_reader`` (an asyncio loop).
 """
 
 from __future__ import annotations
 
-import threading
+import errno
+import os
 import time
+from collections import deque
 from typing import Callable
 
 from .aof import AppendOnlyFile
+from .aof_writer_process import AofWriterProcess
 
 
 class WriteBehindLog:
-    RETRY_INTERVAL = 0.1
-
-    def __init__(self, aof: AppendOnlyFile, *, on_durable: Callable[[int, float], None],
+    def __init__(self, aof: AppendOnlyFile, loop, *, on_durable: Callable[[int, float], None],
                  on_error: Callable[[OSError], None], on_recovered: Callable[[], None],
-                 on_started: Callable[[int], None] | None = None, name: str = "bio-aof"):
+                 on_started: Callable[[int], None] | None = None, name: str = "aof-writer"):
         self.aof = aof
+        self._loop = loop
         self._on_started = on_started
         self._on_durable = on_durable
         self._on_error = on_error
         self._on_recovered = on_recovered
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._pending: list[bytes] = []
-        self._pending_offset = -1
+        self._writer = AofWriterProcess(name)
+        self._writer.open(aof.path)
+        self._generation = aof.generation
+        aof.fault_listener = self._fault_changed
+        if aof.injected_fault is not None:
+            self._fault_changed(aof.injected_fault)
+        loop.add_reader(self._writer.fileno(), self._replies_arrived)
+        self._handed_over: deque[tuple[int, int, int, int]] = deque()   # token, offset, size, writes
+        self._tokens = 0
         self._stopped = False
-        self._draining = False
         self.failing = False
         self.batches = 0
         self.batched_writes = 0
-        self._pending_writes = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+
+    @property
+    def writer_pid(self) -> int:
+        return self._writer.pid
 
     def submit(self, data: bytes, offset: int, writes: int = 1) -> None:
-        """Hand over the bytes of writes up to replication offset ``offset`` (loop thread)."""
-        with self._lock:
-            self._pending.append(data)
-            self._pending_offset = offset
-            self._pending_writes += writes
-            self._wake.notify()
+        """Hand over the bytes of writes up to replication offset ``offset``."""
+        if self._generation != self.aof.generation:     # the file was rewritten
+            self._writer.open(self.aof.path)
+            self._generation = self.aof.generation
+        self._tokens += 1
+        self.aof.handed_over(len(data))
+        self._handed_over.append((self._tokens, offset, self.aof.written_size, writes))
+        self._writer.append(self._tokens, data)
+        if self._on_started is not None and len(self._handed_over) == 1:
+            self._on_started(offset)
 
-    def _take_batch(self):
-        with self._lock:
-            while not self._pending and not self._stopped and not self._draining:
-                self._wake.wait()
-            if self._stopped or not self._pending:
-                return None
-            batch, self._pending = self._pending, []
-            writes, self._pending_writes = self._pending_writes, 0
-            return b"".join(batch), self._pending_offset, writes
+    def _fault_changed(self, fault: OSError | None) -> None:
+        self._writer.inject_fault(fault.errno or errno.EIO if fault is not None else 0)
 
-    def _run(self) -> None:
-        while True:
-            taken = self._take_batch()
-            if taken is None:
-                return
-            data, offset, writes = taken
-            if self._on_started is not None:
-                self._on_started(offset)
-            self.aof.feed(data)
-            started = time.perf_counter()
-            while not self._stopped:
-                try:
-                    self.aof.flush()
-                    self.aof.fsync()
-                    break
-                except (OSError, ValueError) as err:   # ValueError: file closed under us
-                    if isinstance(err, ValueError) or self.aof.closed:
-                        return
-                    if not self.failing:
-                        self.failing = True
-                        self._on_error(err)
-                    time.sleep(self.RETRY_INTERVAL)
-            else:
-                return
+    def _replies_arrived(self) -> None:
+        try:
+            replies = self._writer.replies()
+        except ConnectionError as err:      # the writer died: nothing more becomes durable
+            self._loop.remove_reader(self._writer.fileno())
+            self._failed(OSError(errno.EIO, str(err)))
+            return
+        self._handle(replies)
+
+    def _handle(self, replies) -> None:
+        for token, error, duration_ms, fsynced_size in replies:
+            if error:
+                err = OSError(error, os.strerror(error))
+                self.aof.fsync_failed(err)
+                self._failed(err)
+                continue
+            offset, writes = None, 0
+            while self._handed_over and self._handed_over[0][0] <= token:
+                _, offset, _, count = self._handed_over.popleft()
+                writes += count
+            self.aof.fsync_completed(fsynced_size, duration_ms)
+            self.batches += 1
+            self.batched_writes += writes
             if self.failing:
                 self.failing = False
                 self._on_recovered()
-            self.batches += 1
-            self.batched_writes += writes
-            self._on_durable(offset, (time.perf_counter() - started) * 1000)
+            if offset is not None:
+                self._on_durable(offset, duration_ms)
+            if self._handed_over and self._on_started is not None:
+                self._on_started(self._handed_over[-1][1])
+
+    def _failed(self, err: OSError) -> None:
+        if not self._stopped and not self.failing:
+            self.failing = True
+            self._on_error(err)
 
     def stop(self) -> None:
         """Stop at once, as a crash would: whatever was not fsynced stays unsynced."""
-        with self._lock:
-            self._stopped = True
-            self._wake.notify()
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.aof.fault_listener == self._fault_changed:
+            self.aof.fault_listener = None
+        if self._writer.fileno() != -1:
+            self._loop.remove_reader(self._writer.fileno())
+        self._writer.stop()
 
     def drain_and_stop(self, timeout: float = 10.0) -> None:
-        """Write and fsync everything submitted so far, then stop (a clean switch-off)."""
-        with self._lock:
-            self._draining = True
-            self._wake.notify()
-        self._thread.join(timeout)
+        """Wait until everything handed over is fsynced, then stop (a clean switch-off)."""
+        deadline = time.monotonic() + timeout
+        while self._handed_over and not self.failing and time.monotonic() < deadline:
+            self._handle(self._writer.wait_reply(max(0.001, deadline - time.monotonic())))
+        self.stop()

@@ -1,0 +1,111 @@
+"""The AOF writer process: the write-behind log's "BIO", as a process of its own.
+
+Valkey hands the AOF ``write`` + ``fsync`` to a background *thread*. A Python thread can
+do the same without blocking the event loop (both syscalls release the GIL), but every
+hand-over and every report needs the GIL back while the loop is busy serving clients:
+measured here, a report reached the loop ~300 µs after the fsync ended, longer than the
+fsync. And the ``write`` cannot simply stay on the loop: on Linux a write into a page the
+disk is still flushing waits for that flush ("stable pages"), so the loop would stall
+behind every fsync anyway. A separate process has its own interpreter: the node streams
+it the bytes over a socket pair, it appends and fsyncs them (see :mod:`._aof_writer_child`
+for the protocol), and its replies arrive on a socket the event loop already polls.
+
+No asyncio here: the owner registers :meth:`fileno` with its loop and calls
+:meth:`replies` when it is readable.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from ._aof_writer_child import APPEND, FAULT, FRAME, OPEN, REPLY
+
+_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_aof_writer_child.py")
+SEND_BUFFER = 8 << 20     # how far the node may run ahead of the disk before send() waits
+
+
+class AofWriterProcess:
+    """One writer process. :meth:`open` a file, :meth:`append` to it, read :meth:`replies`."""
+
+    def __init__(self, name: str = "aof-writer"):
+        self.name = name
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", _CHILD, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        self._sock = ours
+        self._inbox = bytearray()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def open(self, path: str) -> None:
+        """Append to ``path`` from now on (after the frames sent before are durable)."""
+        self._send(OPEN, 0, os.fsencode(path))
+
+    def append(self, token: int, data: bytes) -> None:
+        """Hand over ``data``; a reply with a token >= ``token`` will say it is durable.
+        Blocks only if the writer is ``SEND_BUFFER`` bytes behind: back-pressure."""
+        self._send(APPEND, token, data)
+
+    def inject_fault(self, errno_value: int) -> None:
+        """Make the writer's writes and fsyncs fail with ``errno_value``; 0 heals."""
+        self._send(FAULT, errno_value, b"")
+
+    def _send(self, kind: int, token: int, payload: bytes) -> None:
+        self._sock.setblocking(True)
+        self._sock.sendall(FRAME.pack(kind, token, len(payload)) + payload)
+
+    def replies(self) -> list[tuple[int, int, float, int]]:
+        """Every reply that has arrived: ``(token, errno or 0, fsync ms, fsynced size)``.
+        Raises ``ConnectionError`` when the writer is gone."""
+        self._sock.setblocking(False)
+        while True:
+            try:
+                data = self._sock.recv(1 << 16)
+            except BlockingIOError:
+                break
+            if not data:
+                raise ConnectionError(f"the {self.name} process exited")
+            self._inbox += data
+        return self._parse()
+
+    def wait_reply(self, timeout: float) -> list[tuple[int, int, float, int]]:
+        """Block up to ``timeout`` seconds for at least one reply (a clean shutdown)."""
+        self._sock.settimeout(timeout)
+        try:
+            data = self._sock.recv(1 << 16)
+        except (TimeoutError, OSError):
+            return []
+        self._inbox += data
+        return self._parse()
+
+    def _parse(self):
+        out = []
+        while len(self._inbox) >= REPLY.size:
+            token, error, micros, size = REPLY.unpack_from(self._inbox)
+            del self._inbox[:REPLY.size]
+            out.append((token, error, micros / 1000.0, size))
+        return out
+
+    def stop(self) -> None:
+        """Close our end; the writer sees end-of-file and exits. Reap it by its PID."""
+        if self._sock.fileno() != -1:
+            self._sock.close()
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:             # stuck in a very slow fsync
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
