@@ -116,7 +116,9 @@ class Elections:
                 return
         elif self._role is not Role.CANDIDATE:
             return
-        self._votes[m.src] = m.granted
+        # The first answer counts: a later refusal may only be the voter answering an older,
+        # delayed request of ours, and must not take back a vote it granted (as etcd).
+        self._votes.setdefault(m.src, m.granted)
         self._tally()
 
     def _tally(self) -> None:
