@@ -17,6 +17,7 @@ No asyncio here: the owner registers :meth:`fileno` with its loop and calls
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -41,6 +42,7 @@ class AofWriterProcess:
         finally:
             theirs.close()
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        ours.setblocking(False)          # never toggled: each toggle is a system call
         self._sock = ours
         self._inbox = bytearray()
 
@@ -65,13 +67,23 @@ class AofWriterProcess:
         self._send(FAULT, errno_value, b"")
 
     def _send(self, kind: int, token: int, payload: bytes) -> None:
-        self._sock.setblocking(True)
-        self._sock.sendall(FRAME.pack(kind, token, len(payload)) + payload)
+        frame = FRAME.pack(kind, token, len(payload)) + payload
+        try:
+            sent = self._sock.send(frame)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(frame):                  # the writer is far behind: wait for it
+            view = memoryview(frame)[sent:]
+            while view:
+                select.select([], [self._sock], [])
+                try:
+                    view = view[self._sock.send(view):]
+                except BlockingIOError:
+                    pass
 
     def replies(self) -> list[tuple[int, int, float, int]]:
         """Every reply that has arrived: ``(token, errno or 0, fsync ms, fsynced size)``.
         Raises ``ConnectionError`` when the writer is gone."""
-        self._sock.setblocking(False)
         while True:
             try:
                 data = self._sock.recv(1 << 16)
@@ -83,14 +95,13 @@ class AofWriterProcess:
         return self._parse()
 
     def wait_reply(self, timeout: float) -> list[tuple[int, int, float, int]]:
-        """Block up to ``timeout`` seconds for at least one reply (a clean shutdown)."""
-        self._sock.settimeout(timeout)
-        try:
-            data = self._sock.recv(1 << 16)
-        except (TimeoutError, OSError):
+        """Wait up to ``timeout`` seconds for replies (a clean shutdown's last fsync)."""
+        if not select.select([self._sock], [], [], timeout)[0]:
             return []
-        self._inbox += data
-        return self._parse()
+        try:
+            return self.replies()
+        except ConnectionError:
+            return []
 
     def _parse(self):
         out = []
