@@ -51,6 +51,21 @@ class ReplicaLink:
                 pass
         self._close_writer()
 
+    def abort(self) -> None:
+        """Stop at once, as a crashing process does: cut the connection, no goodbye."""
+        self.stopped = True
+        self._close_writer()
+        if self._task is not None:
+            self._task.cancel()
+
+    def pause_reading(self, paused: bool) -> None:
+        """Stop (or restart) reading the primary's stream: a SIGSTOPped process."""
+        if self._writer is not None:
+            if paused:
+                self._writer.transport.pause_reading()
+            else:
+                self._writer.transport.resume_reading()
+
     def _close_writer(self) -> None:
         if self._writer is not None:
             self._writer.transport.abort()

@@ -105,16 +105,16 @@ class NodeServer(AofPersistence):
         for conn in self.clients:
             if conn.transport is not None:
                 conn.transport.pause_reading()
-        if self.link is not None and self.link._writer is not None:
-            self.link._writer.transport.pause_reading()
+        if self.link is not None:
+            self.link.pause_reading(True)
 
     def resume(self) -> None:
         self.paused = False
         for conn in self.clients:
             if conn.transport is not None and not conn.blocked and not conn.paused_by_gate:
                 conn.transport.resume_reading()
-        if self.link is not None and self.link._writer is not None:
-            self.link._writer.transport.resume_reading()
+        if self.link is not None:
+            self.link.pause_reading(False)
 
     def kill(self, power_loss: bool) -> int:
         """Stop at once, like a crashed process: no goodbye, no flush. Returns bytes lost."""
@@ -128,10 +128,7 @@ class NodeServer(AofPersistence):
         for task in self._tasks:
             task.cancel()
         if self.link is not None:
-            self.link.stopped = True
-            self.link._close_writer()
-            if self.link._task:
-                self.link._task.cancel()
+            self.link.abort()
         self.repl.fail_waiters(ReplyError("ERR node killed"))
         self.pubsub.close()
         lost = 0
