@@ -38,7 +38,8 @@ class ProgressState(enum.Enum):
 
 class Progress:
     __slots__ = ("match", "next", "state", "probe_sent", "inflight", "max_inflight",
-                 "pending_snapshot", "snapshot_ticks", "recent_active", "resync", "commit_sent")
+                 "pending_snapshot", "snapshot_ticks", "recent_active", "resync", "resync_allowed",
+                 "commit_sent")
 
     def __init__(self, next_index: int, max_inflight: int):
         self.match = 0
@@ -51,6 +52,7 @@ class Progress:
         self.snapshot_ticks = 0
         self.recent_active = False              # heard from since the last CheckQuorum
         self.resync = False                     # answered a heartbeat but still lacks entries we sent
+        self.resync_allowed = True              # no resync since the last heartbeat
         self.commit_sent = 0                    # highest commit index the follower can have learned
 
     def __repr__(self) -> str:
@@ -118,13 +120,19 @@ class Progress:
 
     def heard_without_progress(self, last_index: int) -> None:
         """A success reply that taught us nothing new (typically a heartbeat's): the
-        follower is reachable, so unpause a probe; if we are streaming and the follower
-        still lacks entries we sent, some appends may have been lost -- send one more,
-        whose consistency check will tell (etcd does the same)."""
+        follower is reachable, so unpause a probe. If we are streaming and the follower
+        still lacks entries we sent, some appends may have been lost: send one more,
+        whose consistency check will tell (etcd does the same). At most once per
+        heartbeat interval: under load entries are always in flight, and re-checking on
+        every reply would answer each reply with another empty append."""
         if self.state is ProgressState.PROBE:
             self.probe_sent = False
-        elif self.state is ProgressState.REPLICATE and self.match < last_index:
-            self.resync = True
+        elif (self.state is ProgressState.REPLICATE and self.match < last_index
+              and self.resync_allowed):
+            self.resync, self.resync_allowed = True, False
+
+    def heartbeat_sent(self) -> None:
+        self.resync_allowed = True
 
     def rejected(self, rejected_index: int, hint: int) -> bool:
         """A rejection of the append whose prev_log_index was ``rejected_index``; ``hint``

@@ -112,8 +112,9 @@ class Replication:
         if self._heartbeat_elapsed >= self._config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             round_ = self._reads.pending_round()
-            for peer in self._progress:
+            for peer, progress in self._progress.items():
                 self._send_heartbeat(peer, round_ if peer in self._log.membership.voters else None)
+                progress.heartbeat_sent()
 
     def _quorum_active(self) -> bool:
         """CheckQuorum (§6.2): did a majority of voters answer us since the previous check,
@@ -150,7 +151,10 @@ class Replication:
         return not progress.is_paused() and (progress.next <= self._log.last_index or progress.resync)
 
     def _commit_notice_due(self, progress: Progress) -> bool:
-        return min(self._commit, progress.match) > progress.commit_sent
+        # A follower whose match lies inside our snapshot cannot be told a commit index
+        # (there is no term to check at its match); it is getting the snapshot instead.
+        return (min(self._commit, progress.match) > progress.commit_sent
+                and self._log.term_at(progress.match) is not None)
 
     def _send_append(self, peer: str, progress: Progress) -> None:
         if progress.next < self._log.first_index:
