@@ -84,6 +84,13 @@ def _shootout(args) -> int:
     return 0
 
 
+def _raft_campaign(args) -> int:
+    from .raft import campaign
+    argv = ["--seeds", str(args.seeds), "--steps", str(args.steps),
+            "--first-seed", str(args.first_seed)] + (["--no-progress"] if args.quiet else [])
+    return campaign.main(argv)
+
+
 def _lab(args) -> int:
     notebooks = os.path.join(REPO_ROOT, "notebooks")
     cmd = [sys.executable, "-m", "jupyter", "lab", "--ip=127.0.0.1",
@@ -132,6 +139,14 @@ def main(argv=None) -> int:
     p.add_argument("--html", default=None, metavar="PATH", help="also write an HTML report")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_shootout)
+
+    p = sub.add_parser("raft-campaign",
+                       help="randomized fault campaign for the Raft core in the simulator")
+    p.add_argument("--seeds", type=int, default=400, help="how many seeds to run")
+    p.add_argument("--steps", type=int, default=60, help="fault steps per seed")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_raft_campaign)
 
     p = sub.add_parser("lab", help="JupyterLab on the tutorial notebooks")
     p.add_argument("--no-browser", action="store_true")

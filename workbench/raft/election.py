@@ -28,9 +28,12 @@ committed entry into every future leader's log.
 within the election timeout ignores requests for votes in newer terms -- no answer, no
 term change -- unless the request is a leadership transfer (``transfer``).
 
-**Membership.** Only voters of a server's own configuration campaign, so a learner or a
-removed server never does, and a candidate asks and counts only the voters of its
-configuration. Requests are answered without consulting the configuration (§4.1): a
+**Membership.** Only voters of a server's own configuration campaign, so a learner never
+does, and a candidate asks and counts only the voters of its configuration. A removed
+server stops campaigning once the entry removing it reaches its log; but the leader stops
+replicating to it the moment it appends that entry, so the removed server may never
+learn of it and keep asking for pre-votes (§4.2.3's disruptive server). PreVote and the
+leader lease make that harmless: nobody grants, no term moves. Shut removed servers down. Requests are answered without consulting the configuration (§4.1): a
 learner asked for its vote is one the candidate already knows to be promoted.
 
 The methods here are mixed into ``RaftNode`` (core.py), whose state they use.

@@ -64,15 +64,18 @@ class Disk:
     entries: list[Entry] = field(default_factory=list)
 
     def persist(self, ready: Ready) -> None:
+        # Stored entries are consecutive, so an index is a position: no scans, no copies.
         if ready.snapshot is not None:
             meta = ready.snapshot.meta
-            keep = [e for e in self.entries if e.index > meta.index]
-            held = [e for e in self.entries if e.index == meta.index]
-            self.entries = keep if held and held[0].term == meta.term else []
+            at = meta.index - self.entries[0].index if self.entries else -1
+            if 0 <= at < len(self.entries) and self.entries[at].term == meta.term:
+                del self.entries[:at + 1]
+            else:
+                self.entries = []
             self.snapshot = ready.snapshot
         if ready.entries:
-            first = ready.entries[0].index
-            self.entries = [e for e in self.entries if e.index < first]
+            if self.entries:
+                del self.entries[max(0, ready.entries[0].index - self.entries[0].index):]
             self.entries.extend(ready.entries)
         if ready.hard_state is not None:
             self.hard_state = ready.hard_state
@@ -166,6 +169,7 @@ class Simulation:
         node = self.nodes[node_id]
         node.alive = False
         node.core = None
+        node.lose_next_ready = False
         self._log("crash", node_id)
 
     def crash_while_persisting(self, node_id: str) -> None:
@@ -345,7 +349,7 @@ class Simulation:
         core = node.core
         node.disk.persist(ready)
         if ready.entries:
-            self.safety.stored_entries(node.id, ready.entries, core.log)
+            self._guard(self.safety.stored_entries, node.id, ready.entries, core.log)
         for message in ready.messages:
             self._send(message)
         if ready.snapshot is not None and ready.restore_snapshot:
