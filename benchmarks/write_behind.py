@@ -77,6 +77,21 @@ def fsync_latency(directory: str, iterations: int) -> list[float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """Time on a CPU of a process, its threads and its child processes (the write-behind
+    writer): the scheduler's own count from /proc/.../schedstat, in nanoseconds, not the
+    tick-sampled user/system times."""
+    total = 0.0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0]) / 1e9
+            for child in open(f"/proc/{pid}/task/{tid}/children").read().split():
+                total += cpu_seconds(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
 def set_round_trips(port: int, count: int) -> list[float]:
     """Seconds per SET round trip of one redis-py client, sequential, on a real socket."""
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, socket_connect_timeout=5)
@@ -109,6 +124,7 @@ def measure(runs: int, scale: float, deadline: float) -> dict:
     batching: dict = {}         # clients -> [(writes, batches)] of setup (b)
     fsyncs: list[float] = []
     trips: dict = {"a": [], "b": []}
+    cpu: dict = {}              # (setup, clients) -> [server CPU µs per SET]
     steps = runs * (len(SETUPS) * len(LOADS) + 1)
     with tempfile.TemporaryDirectory(prefix="wb-write-behind-") as workdir, \
             tqdm(total=steps, desc="write-behind", unit="step") as progress:
@@ -128,7 +144,10 @@ def measure(runs: int, scale: float, deadline: float) -> dict:
                     for clients, requests in LOADS:
                         n = max(1000, int(requests * scale))
                         before = group_commit_counters(server.port) if key == "b" else None
+                        cpu_before = cpu_seconds(server.proc.pid)
                         rps = redis_benchmark(server.port, "set", ["-c", str(clients)], n)
+                        cpu.setdefault((key, clients), []).append(
+                            (cpu_seconds(server.proc.pid) - cpu_before) / n * 1e6)
                         samples.setdefault((key, clients), []).append(rps["SET"])
                         if before is not None:
                             after = group_commit_counters(server.port)
@@ -139,7 +158,8 @@ def measure(runs: int, scale: float, deadline: float) -> dict:
                         trips[key] += set_round_trips(server.port, LATENCY_SETS)
                 finally:
                     server.stop()
-    return {"samples": samples, "batching": batching, "fsyncs": fsyncs, "trips": trips}
+    return {"samples": samples, "batching": batching, "fsyncs": fsyncs, "trips": trips,
+            "cpu": cpu}
 
 
 def summarize(m: dict) -> dict:
@@ -155,7 +175,8 @@ def summarize(m: dict) -> dict:
         per_batch[clients] = statistics.median(per_run) if per_run else float("nan")
     lat = {"disk": m["fsyncs"], "a": m["trips"]["a"], "b": m["trips"]["b"]}
     lat = {k: (percentile(v, 0.5) * 1e6, percentile(v, 0.99) * 1e6) for k, v in lat.items()}
-    return {"median": med, "ratios": ratios, "per_batch": per_batch, "latency": lat}
+    cpu = {k: statistics.median(v) for k, v in m["cpu"].items()}
+    return {"median": med, "ratios": ratios, "per_batch": per_batch, "latency": lat, "cpu": cpu}
 
 
 def report(s: dict, runs: int, scale: float) -> str:
@@ -192,7 +213,15 @@ def report(s: dict, runs: int, scale: float) -> str:
                f"| {lat['a'][0]:.0f} µs | {lat['a'][1]:.0f} µs |",
                f"| SET round trip, one redis-py client, (b) write-behind, reply held until fsynced "
                f"| {lat['b'][0]:.0f} µs | {lat['b'][1]:.0f} µs |"]
-    return "\n\n".join([head, "\n".join(lines), "\n".join(targets), "\n".join(latency)]) + "\n"
+    cpu = s["cpu"]
+    names = {"a": "(a) inline fsync", "b": "(b) write-behind (node + writer process)",
+             "c": "(c) no AOF", "d": "(d) redis-server always"}
+    costs = ["| server time on a CPU per SET (schedstat) | 1 client | 10 clients | 50 clients |",
+             "|---|---:|---:|---:|"]
+    for key, label in names.items():
+        costs.append(f"| {label} | " + " | ".join(f"{cpu[(key, c)]:.1f} µs" for c, _ in LOADS) + " |")
+    return "\n\n".join([head, "\n".join(lines), "\n".join(targets), "\n".join(latency),
+                        "\n".join(costs)]) + "\n"
 
 
 def interpretation(s: dict, runs: int, scale: float) -> str:
