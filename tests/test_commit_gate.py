@@ -75,6 +75,7 @@ def test_reads_of_uncommitted_keys_wait_other_keys_do_not(aof_node):
     assert nothing_arrived(reader)
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert reader.read_exactly_reply(7) == b"$1\r\nv\r\n"
+    assert writer.read_exactly_reply(5) == b"+OK\r\n"       # the write's own reply, after it
 
 
 def test_pipeline_keeps_order_and_lets_earlier_replies_go(aof_node):
