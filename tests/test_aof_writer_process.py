@@ -85,3 +85,38 @@ def test_handed_over_bytes_count_as_written_but_not_fsynced_until_reported(tmp_p
     assert error == 0
     assert aof.fsync_completed(size, ms) == 10
     aof.close()
+
+
+def test_frames_it_cannot_serve_get_an_error_reply_not_a_crash(tmp_path, writer):
+    from workbench.storage._aof_writer_child import FRAME
+    writer.append(1, b"no file opened yet\n")
+    (token, error, _, _), = replies_until(writer, lambda r: r)
+    assert (token, error) == (1, errno.EBADF)
+    writer.unsent += FRAME.pack(9, 2, 0)           # a kind the protocol does not have
+    writer.flush()
+    got = replies_until(writer, lambda r: any(t == 2 for t, *_ in r))
+    assert (2, errno.EINVAL) in [(t, e) for t, e, _, _ in got]
+    assert writer.process.poll() is None           # still serving
+
+
+def test_a_node_whose_writer_process_dies_refuses_writes_and_keeps_serving_reads():
+    import signal
+    import redis
+    import workbench as wb
+    from conftest import wait_for
+    with wb.Cluster(mode="aof", nodes=1) as c:
+        r = c.client()
+        r.set("before", "1")
+        server = c.nodes[0].server
+        os.kill(server.write_behind.writer_pid, signal.SIGKILL)   # a process we started
+
+        def refused() -> bool:
+            try:
+                r.set("after", "1")
+            except redis.ResponseError as err:
+                return str(err).startswith("MISCONF")
+            return False
+        wait_for(refused, what="writes to be refused with MISCONF")
+        assert r.get("before") == "1"
+        writer = server.write_behind
+        wait_for(lambda: writer.failing, what="the node to notice its writer is gone")

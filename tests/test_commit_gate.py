@@ -177,6 +177,30 @@ def test_failing_disk_never_acknowledges_and_recovers(aof_node):
     assert info(aof_node)["reply_blocking_uncommitted_keys"] == 0
 
 
+def test_switching_write_behind_off_on_a_failing_disk_leaves_no_hole_in_the_aof(tmp_path):
+    """A write the failing disk refused (MISCONF: outcome unknown) is still in memory.
+    Switching to ``everysec`` then must hand its bytes back to the inline AOF writer, so
+    that once the disk heals the file holds every write, in order, exactly once."""
+    with wb.Cluster(mode="aof", nodes=1, data_dir=str(tmp_path)) as c:
+        node, r = c.nodes[0], c.client()
+        r.set("before", "1")
+        node.fail_disk()
+        with pytest.raises(redis.ResponseError, match="MISCONF"):
+            r.incr("counter")                          # executed, never acknowledged
+        r.config_set("appendfsync", "everysec")        # write-behind off, disk still failing
+        node.heal_disk()
+        wait_for(lambda: _write_works(r), what="the inline AOF writer to recover")
+        r.incr("counter")
+        wait_for(lambda: r.execute_command("WAITAOF", 1, 0, 100)[0] == 1,
+                 what="the everysec fsync to cover the writes")
+        node.kill(power_loss=True)
+        node.restart()
+        r = c.client()
+        assert r.get("before") == "1"
+        assert r.get("counter") == "2"                 # both INCRs, once each
+        assert r.get("after") == "1"
+
+
 def _write_works(r) -> bool:
     try:
         return r.set("after", "1") is True

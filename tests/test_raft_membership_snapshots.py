@@ -262,6 +262,22 @@ def test_learner_catches_up_under_load_and_never_votes_or_counts():
                 and m.granted]
 
 
+def test_learner_added_to_an_idle_shard_catches_up_without_further_proposals():
+    """The learner-then-voter flow must not depend on traffic: after the add_learner entry
+    nothing else is proposed, and the learner still receives the whole log."""
+    sim = Observed(3, seed=8)
+    leader = started(sim)
+    commit_everywhere(sim, 5, 3)
+    sim.add_node("n4")
+    index = sim.propose_membership(ConfigChange("add_learner", "n4"))
+    assert sim.run_until(lambda: core(sim, "n4").last_index >= index
+                         and core(sim, "n4").commit_index >= index, timeout_ms=3000), \
+        why(sim, f"the learner is stuck at {core(sim, 'n4').last_index}")
+    assert core(sim, "n4").is_learner
+    assert sim.run_until(lambda: core(sim, leader).progress("n4")[0] == core(sim, leader).last_index,
+                         timeout_ms=1000), why(sim, "the leader never learned the learner's match")
+
+
 def test_promoted_learner_votes_so_four_voters_need_three_to_commit():
     sim = Observed(3, seed=7)
     started(sim)

@@ -184,6 +184,8 @@ class Node:
                 server.stop_aof()
         if name in ("appendonly", "appendfsync", "aof-write-behind"):
             gating.reconcile(server)        # e.g. appendfsync everysec releases held replies
+            if server.aof is not None:
+                server.start_fsync_thread()
 
     def log(self, line: str) -> None:
         if self.server is not None:

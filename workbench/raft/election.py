@@ -33,7 +33,9 @@ does, and a candidate asks and counts only the voters of its configuration. A re
 server stops campaigning once the entry removing it reaches its log; but the leader stops
 replicating to it the moment it appends that entry, so the removed server may never
 learn of it and keep asking for pre-votes (§4.2.3's disruptive server). PreVote and the
-leader lease make that harmless: nobody grants, no term moves. Shut removed servers down. Requests are answered without consulting the configuration (§4.1): a
+leader lease make that harmless: nobody grants, no term moves. Shut removed servers down.
+
+Requests are answered without consulting the configuration (§4.1): a
 learner asked for its vote is one the candidate already knows to be promoted.
 
 The methods here are mixed into ``RaftNode`` (core.py), whose state they use.

@@ -71,7 +71,10 @@ class Replication:
         for peer in [peer for peer in self._progress if peer not in members]:
             del self._progress[peer]
         for peer in sorted(members - self._progress.keys()):
-            self._progress[peer] = Progress(self._log.last_index + 1, self._config.max_inflight_messages)
+            # next = our last index, not one past it: a probe carrying the last entry is due
+            # at once, so a learner added to an idle shard starts catching up (as etcd).
+            self._progress[peer] = Progress(max(1, self._log.last_index),
+                                            self._config.max_inflight_messages)
         if self._transferee is not None and self._transferee not in self._log.membership.voters:
             self._transferee = None
 

@@ -393,6 +393,8 @@ class NodeServer(AofPersistence):
             now_ms = int(time.time() * 1000)
             if self.link is None:
                 self._expire_cycle(now_ms)
+            if self.aof_error is not None and self.write_behind is None:
+                self.flush_aof()                  # retry a failed AOF write (as serverCron)
             now = time.monotonic()
             if self.link is None and now - last_ping >= self.config["repl-ping-replica-period"]:
                 last_ping = now

@@ -63,8 +63,12 @@ def disable(server, *, disconnect: bool) -> None:
     gate, server.gate = server.gate, None
     if server.write_behind is not None:
         _hand_over(server)                   # what this turn produced still goes to disk
-        server.write_behind.drain_and_stop()
+        not_durable = server.write_behind.drain_and_stop()
         server.write_behind = None
+        if not_durable:                      # the disk is failing, or too slow to wait for
+            server.aof.take_back(not_durable)
+            disconnect = True                # their writers were not told they are durable
+            server._schedule_aof_flush()
     server.aof_provider = None
     if gate is None:
         return

@@ -78,10 +78,17 @@ class AofPersistence:
         self.aof = AppendOnlyFile(self.data_dir, self.config["appendfilename"])
         self.aof_db = -1
         self.aof_offset_at_fsync = self.repl.offset
-        if self.config["appendfsync"] == "everysec":
-            self._fsync_thread = threading.Thread(target=self._fsync_every_second, daemon=True,
-                                                  name=f"{self.name}-bio-fsync")
-            self._fsync_thread.start()
+        self.start_fsync_thread()
+
+    def start_fsync_thread(self) -> None:
+        """The once-a-second fsync of ``everysec``; started when the policy is (or becomes)
+        everysec, and left running: it skips its turn under the other policies."""
+        if self.config["appendfsync"] != "everysec" or (
+                self._fsync_thread is not None and self._fsync_thread.is_alive()):
+            return
+        self._fsync_thread = threading.Thread(target=self._fsync_every_second, daemon=True,
+                                              name=f"{self.name}-bio-fsync")
+        self._fsync_thread.start()
 
     def start_aof(self) -> None:
         """``CONFIG SET appendonly yes``: write the dataset as a fresh AOF, then append."""
@@ -115,6 +122,10 @@ class AofPersistence:
                 self._fsync_done(offset, started)
         except OSError as err:
             self._aof_failed(err)
+            return
+        if self.aof_error is not None:
+            self.aof_error = None
+            self.log("AOF write error looks solved. The server can write again.")
 
     def _fsync_done(self, offset: int, started: float) -> None:
         self.aof_offset_at_fsync = max(self.aof_offset_at_fsync, offset)

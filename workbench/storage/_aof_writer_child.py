@@ -3,19 +3,25 @@
 Started by :class:`workbench.storage.aof_writer_process.AofWriterProcess` as
 ``python -I -S _aof_writer_child.py FD`` (standard library only: it starts in a few
 milliseconds). FD is a stream socket to the node. Frames in: ``<B kind, q token,
-I length>`` + payload, where kind is OPEN (payload: the file's path; later frames go to
-it), APPEND (payload: bytes to append) or FAULT (token: an errno every write and fsync
-raises from now on, 0 heals -- the failing-disk lever). Replies out: ``<q token,
-i errno, q microseconds, q fsynced size>``: "everything up to frame ``token`` is
-fsynced, the file is that long" (errno 0), or "frame ``token`` could not be made durable
-yet" (errno set; the writer keeps the bytes and retries every 100 ms).
+I length>`` + payload, where kind is OPEN (first frame only; payload: the file's path),
+APPEND (payload: bytes to append) or FAULT (token: an errno every write and fsync raises
+from now on, 0 heals -- the failing-disk lever). Replies out: ``<q token, i errno,
+q microseconds, q fsynced size>``: "everything up to frame ``token`` is fsynced, the file
+is that long" (errno 0), or "frame ``token`` is not durable" (errno set).
 
 Group commit happens here: while one fsync runs, new frames wait in the socket; the
 next round writes all of them with one ``write`` and covers them with one ``fdatasync``.
-At end-of-file (the node stopped or crashed) the writer exits at once: frames it had not
-written are lost, as a crashed server loses the jobs queued for its BIO thread.
+
+Failures. A failing *write* (ENOSPC, the injected fault) keeps the unwritten bytes and is
+retried every 100 ms, so the writer recovers when the disk does. A failing *fsync* is
+final: after one, Linux may have dropped the dirty pages and a later fsync that succeeds
+proves nothing, so the writer never reports success again (Valkey exits in that case
+under ``appendfsync always``). At end-of-file (the node stopped or crashed) the writer
+exits at once: frames it had not written are lost, as a crashed server loses the jobs
+queued for its BIO thread.
 """
 
+import errno
 import os
 import select
 import socket
@@ -38,27 +44,21 @@ class Writer:
         self.unwritten = bytearray()   # appended frames not yet written to self.fd
         self.last_token = None         # the newest frame not yet reported durable
         self.failing = False
+        self.broken = 0                # errno of a failed fsync: nothing is durable any more
         self.closed = False
 
     def receive(self, block):
         """Read what has arrived (waiting for something if ``block``) into the inbox."""
-        self.sock.setblocking(block)
-        try:
-            data = self.sock.recv(1 << 20)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        finally:
-            self.sock.setblocking(True)
-        if not data:
-            self.closed = True
-        self.inbox += data
+        if block:
+            select.select([self.sock], [], [])
         while not self.closed and select.select([self.sock], [], [], 0)[0]:
-            more = self.sock.recv(1 << 20)
-            if not more:
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError:
+                data = b""
+            if not data:
                 self.closed = True
-            self.inbox += more
+            self.inbox += data
 
     def frames(self):
         while len(self.inbox) >= FRAME.size:
@@ -69,27 +69,50 @@ class Writer:
             del self.inbox[:FRAME.size + length]
             yield kind, token, payload
 
+    def handle(self, kind, token, payload):
+        if kind == OPEN and self.fd is None:
+            try:
+                self.fd = os.open(payload.decode(), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            except OSError as e:
+                self.reply(token, e.errno or errno.EIO, 0, 0)
+        elif kind == FAULT:
+            self.fault = token
+        elif kind == APPEND:
+            self.unwritten += payload
+            self.last_token = token
+        else:                                              # a second OPEN, an unknown kind
+            self.reply(token, errno.EINVAL, 0, 0)
+
     def sync(self):
-        """Append and fsync the batch; True when it is durable (a reply was sent)."""
+        """Append and fsync what is pending; True when it is durable (a reply was sent)."""
         if self.last_token is None:
             return True
+        if self.broken or self.fd is None:
+            return self.fail(self.broken or errno.EBADF)
         started = time.perf_counter()
         try:
             if self.fault:
                 raise OSError(self.fault, os.strerror(self.fault))
             while self.unwritten:           # a short write leaves the rest for the retry
                 del self.unwritten[:os.write(self.fd, self.unwritten)]
+        except OSError as e:
+            return self.fail(e.errno or errno.EIO)
+        try:
             os.fdatasync(self.fd)
             size = os.fstat(self.fd).st_size
         except OSError as e:
-            if not self.failing:
-                self.failing = True
-                self.reply(self.last_token, e.errno or 5, 0, 0)
-            return False
+            self.broken = e.errno or errno.EIO
+            return self.fail(self.broken)
         self.failing = False
         self.reply(self.last_token, 0, int((time.perf_counter() - started) * 1e6), size)
         self.last_token = None
         return True
+
+    def fail(self, error):
+        if not self.failing:
+            self.failing = True
+            self.reply(self.last_token, error, 0, 0)
+        return False
 
     def reply(self, token, error, micros, size):
         self.sock.sendall(REPLY.pack(token, error, micros, size))
@@ -99,21 +122,8 @@ class Writer:
             self.receive(block=not self.failing and self.last_token is None)
             if self.closed:
                 return
-            for kind, token, payload in self.frames():
-                if kind == OPEN:
-                    while not self.sync():                 # finish the old file first
-                        time.sleep(RETRY_INTERVAL)
-                        self.receive(block=False)
-                        if self.closed:
-                            return
-                    if self.fd is not None:
-                        os.close(self.fd)
-                    self.fd = os.open(payload.decode(), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-                elif kind == FAULT:
-                    self.fault = token
-                else:
-                    self.unwritten += payload
-                    self.last_token = token
+            for frame in self.frames():
+                self.handle(*frame)
             if not self.sync():
                 time.sleep(RETRY_INTERVAL)
 

@@ -168,6 +168,13 @@ class AppendOnlyFile:
     def fsync_failed(self, error: OSError) -> None:
         self.last_fsync_error = error
 
+    def take_back(self, chunks: list[bytes]) -> None:
+        """The other process stopped before reporting ``chunks`` fsynced: cut the file
+        back to what it did report and put the chunks in front of ``aof_buf``, so the
+        next :meth:`flush` writes them again, in order, with no hole and no duplicate."""
+        self._file.truncate(self._file.fsynced_size)
+        self.aof_buf[:0] = b"".join(chunks)
+
     # -- whole-file operations -----------------------------------------------------------
     def rewrite(self, base: bytes) -> None:
         """Atomically replace the whole file with ``base``, then reopen for appending.

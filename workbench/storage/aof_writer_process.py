@@ -10,8 +10,9 @@ behind every fsync anyway. A separate process has its own interpreter: the node 
 it the bytes over a socket pair, it appends and fsyncs them (see :mod:`._aof_writer_child`
 for the protocol), and its replies arrive on a socket the event loop already polls.
 
-No asyncio here: the owner registers :meth:`fileno` with its loop and calls
-:meth:`replies` when it is readable.
+No asyncio here: the owner registers :meth:`fileno` with its loop, calls :meth:`replies`
+when it is readable and, while :attr:`unsent` holds frames the socket could not take
+(the disk is behind), :meth:`flush` when it is writable. Nothing here blocks the loop.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 from ._aof_writer_child import APPEND, FAULT, FRAME, OPEN, REPLY
 
 _CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_aof_writer_child.py")
-SEND_BUFFER = 8 << 20     # how far the node may run ahead of the disk before send() waits
+SEND_BUFFER = 1 << 20     # the kernel's share of the queue to the writer
 
 
 class AofWriterProcess:
@@ -45,6 +46,7 @@ class AofWriterProcess:
         ours.setblocking(False)          # never toggled: each toggle is a system call
         self._sock = ours
         self._inbox = bytearray()
+        self.unsent = bytearray()        # frames the socket could not take yet (disk behind)
 
     @property
     def pid(self) -> int:
@@ -54,12 +56,13 @@ class AofWriterProcess:
         return self._sock.fileno()
 
     def open(self, path: str) -> None:
-        """Append to ``path`` from now on (after the frames sent before are durable)."""
+        """Append to ``path`` (the first frame, once)."""
         self._send(OPEN, 0, os.fsencode(path))
 
     def append(self, token: int, data: bytes) -> None:
         """Hand over ``data``; a reply with a token >= ``token`` will say it is durable.
-        Blocks only if the writer is ``SEND_BUFFER`` bytes behind: back-pressure."""
+        Never blocks: what the socket cannot take waits in :attr:`unsent` (see
+        :meth:`flush`)."""
         self._send(APPEND, token, data)
 
     def inject_fault(self, errno_value: int) -> None:
@@ -67,19 +70,20 @@ class AofWriterProcess:
         self._send(FAULT, errno_value, b"")
 
     def _send(self, kind: int, token: int, payload: bytes) -> None:
-        frame = FRAME.pack(kind, token, len(payload)) + payload
-        try:
-            sent = self._sock.send(frame)
-        except BlockingIOError:
-            sent = 0
-        if sent < len(frame):                  # the writer is far behind: wait for it
-            view = memoryview(frame)[sent:]
-            while view:
-                select.select([], [self._sock], [])
-                try:
-                    view = view[self._sock.send(view):]
-                except BlockingIOError:
-                    pass
+        self.unsent += FRAME.pack(kind, token, len(payload))
+        self.unsent += payload
+        self.flush()
+
+    def flush(self) -> bool:
+        """Send what the socket takes now; True when nothing is left unsent. Raises
+        ``ConnectionError`` when the writer is gone."""
+        while self.unsent:
+            try:
+                sent = self._sock.send(self.unsent)
+            except BlockingIOError:
+                return False
+            del self.unsent[:sent]
+        return True
 
     def replies(self) -> list[tuple[int, int, float, int]]:
         """Every reply that has arrived: ``(token, errno or 0, fsync ms, fsynced size)``.
@@ -98,10 +102,7 @@ class AofWriterProcess:
         """Wait up to ``timeout`` seconds for replies (a clean shutdown's last fsync)."""
         if not select.select([self._sock], [], [], timeout)[0]:
             return []
-        try:
-            return self.replies()
-        except ConnectionError:
-            return []
+        return self.replies()
 
     def _parse(self):
         out = []
@@ -119,4 +120,7 @@ class AofWriterProcess:
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:             # stuck in a very slow fsync
             os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:         # in an uninterruptible disk wait;
+                pass                                  # subprocess reaps it later

@@ -8,14 +8,15 @@ meanwhile piles up to share the *next* one -- group commit. The more clients wri
 once, the more writes share an fsync.
 
 The writer is a separate process (:mod:`.aof_writer_process` says why not a thread). The
-log numbers each hand-over with a token and remembers ``(token, offset, size, writes)``
+log numbers each hand-over with a token and keeps ``(token, offset, bytes, writes)``
 until the writer reports the token durable; then it tells its owner
 ``on_durable(offset, ms)``. It never decides what a client is told; on a failing disk it
-reports ``on_error(error)`` and, once the writer got the bytes down after all,
-``on_recovered()``.
+reports ``on_error(error)`` and, if the writer got the bytes down after all,
+``on_recovered()``. Bytes it still holds when it is switched off are given back
+(:meth:`drain_and_stop`), so nothing the node executed goes missing from the file.
 
-Everything here runs on the event-loop thread; ``loop`` is anything with ``add_reader``
-and ``remove_reader`` (an asyncio loop).
+Everything here runs on the event-loop thread; ``loop`` is anything with ``add_reader``,
+``remove_reader``, ``add_writer`` and ``remove_writer`` (an asyncio loop).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ class WriteBehindLog:
         aof.fault_listener = self._fault_changed
         if aof.injected_fault is not None:
             self._fault_changed(aof.injected_fault)
-        loop.add_reader(self._writer.fileno(), self._replies_arrived)
-        self._handed_over: deque[tuple[int, int, int, int]] = deque()   # token, offset, size, writes
+        self._fd = self._writer.fileno()
+        loop.add_reader(self._fd, self._replies_arrived)
+        self._waiting_for_socket = False
+        self._handed_over: deque[tuple[int, int, bytes, int]] = deque()  # token, offset, data, writes
         self._tokens = 0
         self._stopped = False
         self.failing = False
@@ -60,27 +63,62 @@ class WriteBehindLog:
 
     def submit(self, data: bytes, offset: int, writes: int = 1) -> None:
         """Hand over the bytes of writes up to replication offset ``offset``."""
-        if self._generation != self.aof.generation:     # the file was rewritten
-            self._writer.open(self.aof.path)
-            self._generation = self.aof.generation
+        if self._generation != self.aof.generation:
+            # Rewrites happen with gating off (CONFIG SET appendonly yes, a replica's full
+            # sync); the log is created afterwards and must never see one.
+            raise RuntimeError("the AOF was rewritten under the write-behind log")
         self._tokens += 1
+        self._handed_over.append((self._tokens, offset, data, writes))
         self.aof.handed_over(len(data))
-        self._handed_over.append((self._tokens, offset, self.aof.written_size, writes))
-        self._writer.append(self._tokens, data)
+        try:
+            self._writer.append(self._tokens, data)
+        except OSError as err:                 # the writer is gone
+            self._writer_lost(err)
+            return
+        self._watch_socket()
         if self._on_started is not None and len(self._handed_over) == 1:
             self._on_started(offset)
 
+    def _watch_socket(self) -> None:
+        """While frames wait for room in the socket, send them when it is writable."""
+        if self._writer.unsent and not self._waiting_for_socket:
+            self._waiting_for_socket = True
+            self._loop.add_writer(self._fd, self._socket_writable)
+
+    def _socket_writable(self) -> None:
+        try:
+            done = self._writer.flush()
+        except OSError as err:
+            self._writer_lost(err)
+            return
+        if done:
+            self._waiting_for_socket = False
+            self._loop.remove_writer(self._fd)
+
     def _fault_changed(self, fault: OSError | None) -> None:
-        self._writer.inject_fault(fault.errno or errno.EIO if fault is not None else 0)
+        try:
+            self._writer.inject_fault((fault.errno or errno.EIO) if fault is not None else 0)
+            self._watch_socket()
+        except OSError as err:
+            self._writer_lost(err)
 
     def _replies_arrived(self) -> None:
         try:
             replies = self._writer.replies()
-        except ConnectionError as err:      # the writer died: nothing more becomes durable
-            self._loop.remove_reader(self._writer.fileno())
-            self._failed(OSError(errno.EIO, str(err)))
+        except OSError as err:
+            self._writer_lost(err)
             return
         self._handle(replies)
+
+    def _writer_lost(self, err: OSError) -> None:
+        """The writer process died: nothing more becomes durable. Stop listening, reap
+        it, and report a failing disk (the node refuses writes; its held replies fail)."""
+        self._loop.remove_reader(self._fd)
+        if self._waiting_for_socket:
+            self._loop.remove_writer(self._fd)
+            self._waiting_for_socket = False
+        self._writer.process.poll()
+        self._failed(OSError(errno.EIO, f"the AOF writer process is gone ({err})"))
 
     def _handle(self, replies) -> None:
         for token, error, duration_ms, fsynced_size in replies:
@@ -117,12 +155,22 @@ class WriteBehindLog:
         if self.aof.fault_listener == self._fault_changed:
             self.aof.fault_listener = None
         if self._writer.fileno() != -1:
-            self._loop.remove_reader(self._writer.fileno())
+            self._loop.remove_reader(self._fd)
+            if self._waiting_for_socket:
+                self._loop.remove_writer(self._fd)
         self._writer.stop()
 
-    def drain_and_stop(self, timeout: float = 10.0) -> None:
-        """Wait until everything handed over is fsynced, then stop (a clean switch-off)."""
+    def drain_and_stop(self, timeout: float = 5.0) -> list[bytes]:
+        """Wait (up to ``timeout`` seconds, less if the disk is failing) until everything
+        handed over is fsynced, then stop. Returns the bytes that were not reported
+        durable, in order, for the caller to write again (after cutting the file back to
+        its fsynced size): a clean switch-off must not leave a hole in the file."""
         deadline = time.monotonic() + timeout
-        while self._handed_over and not self.failing and time.monotonic() < deadline:
-            self._handle(self._writer.wait_reply(max(0.001, deadline - time.monotonic())))
+        try:
+            while self._handed_over and not self.failing and time.monotonic() < deadline:
+                self._writer.flush()
+                self._handle(self._writer.wait_reply(max(0.001, deadline - time.monotonic())))
+        except OSError:
+            pass
         self.stop()
+        return [data for _, _, data, _ in self._handed_over]
