@@ -30,7 +30,7 @@ from raft_helpers import (ELECTION_TIMEOUT_MS, LAB_CONFIG, TICK_MS, Actors, chec
                           lab, one, one_actor, peer, record_deliveries, role_of, servers,
                           term_of, wait_committed, why)
 from workbench.raft import AppendResponse, EntryKind, Membership, RaftConfig, RaftNode, Role
-from workbench.raft.sim import NetworkFaults
+from workbench.raft.sim import NetworkFaults, Simulation
 
 SEEDS = [1, 2, 3]
 
@@ -747,3 +747,19 @@ def test_a_refusal_answering_an_older_request_does_not_revoke_a_granted_vote():
     for answer in (grant_b, stale_refusal, grant_c):
         a.step(answer)
     assert a.role is Role.LEADER, f"a has the votes of a, b and c in term 2 of 5 voters, yet is {a!r}"
+
+
+def test_a_disk_that_rewrote_a_committed_entry_is_caught_when_the_node_boots():
+    """The checker also guards the way through the disk: a node restarted from a log whose
+    committed entry changed (a bit flip that kept the checksum, a buggy storage layer) is
+    a state-machine safety violation the moment it boots, not when it next applies."""
+    from dataclasses import replace
+    from workbench.raft.safety import SafetyViolation
+    sim = Simulation(3, seed=4)
+    index = sim.one(b"precious", 3)
+    sim.crash("n2")
+    disk = sim.nodes["n2"].disk
+    at = index - disk.entries[0].index
+    disk.entries[at] = replace(disk.entries[at], term=disk.entries[at].term + 7)
+    with pytest.raises(SafetyViolation, match="state-machine safety.*n2 holds term"):
+        sim.restart("n2")

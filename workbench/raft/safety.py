@@ -60,6 +60,18 @@ class SafetyChecker:
                     f"{node} leads term {term} without committed entry {index} "
                     f"(term {entry.term}); its log has term {log.term_at(index)} there")
 
+    def holds_what_it_committed(self, node: str, log, commit_index: int) -> None:
+        """After a (re)start or a snapshot install: every entry the node's log holds up to
+        its commit index is the entry that was committed there (nothing it applied before
+        was lost or replaced on the way through its disk)."""
+        for index in range(log.first_index, min(commit_index, log.last_index) + 1):
+            entry = self.committed.get(index)
+            if entry is not None and log.term_at(index) != entry.term:
+                raise SafetyViolation(
+                    "state-machine safety",
+                    f"{node} holds term {log.term_at(index)} at committed index {index} "
+                    f"(committed: term {entry.term}) after a restart or snapshot install")
+
     def stored_entries(self, node: str, entries, log) -> None:
         for entry in entries:
             previous_term = log.term_at(entry.index - 1)

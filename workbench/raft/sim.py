@@ -159,6 +159,8 @@ class Simulation:
                                            else (0, b""))
         node.applied_commands = {}
         self._log("boot", node.id, node.incarnation)
+        self._guard(self.safety.holds_what_it_committed, node.id, node.core.log,
+                    node.core.commit_index)
         self._schedule(self.now_ms + self.rng.randrange(self.tick_ms) + 1,
                        ("tick", node.id, node.incarnation))
         self._drain(node)
@@ -358,6 +360,7 @@ class Simulation:
             node.applied_index, node.digest = index, digest
             node.applied_commands = {}
             self._log("restored snapshot", node.id, index)
+            self._guard(self.safety.holds_what_it_committed, node.id, core.log, core.commit_index)
         for entry in ready.committed_entries:
             digest = chain_digest(node.digest, entry)
             self._guard(self.safety.applied, node.id, entry, node.applied_index, digest)
