@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 TOUR = REPO / "notebooks" / "00-tour.ipynb"
 WRITE_BEHIND = REPO / "notebooks" / "02-write-behind.ipynb"
 SHOOTOUT = REPO / "notebooks" / "05-shootout.ipynb"
-NOTEBOOKS = [TOUR, WRITE_BEHIND, SHOOTOUT]
+RAFT_SIMULATOR = REPO / "notebooks" / "06-raft-simulator.ipynb"
+NOTEBOOKS = [TOUR, WRITE_BEHIND, SHOOTOUT, RAFT_SIMULATOR]
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
@@ -99,3 +100,18 @@ def test_shootout_runs_and_reaches_its_verdict():
     lines = verdicts(nb)
     assert lines and "async lost" in lines[0] and "aof lost 0" in lines[0], outputs_text(nb)
     assert "lost_acknowledged_writes" in outputs_text(nb)     # the table was printed
+
+
+@pytest.mark.notebook
+def test_raft_simulator_runs_and_reaches_its_verdicts():
+    nb = execute(RAFT_SIMULATOR)
+
+    lines = verdicts(nb)
+    assert len(lines) == 4, outputs_text(nb)
+    elected, partition, replay, campaign = lines
+    assert "elected leader of term" in elected and "on 3 of 3 nodes" in elected
+    assert "isolated leader" in partition and "was never committed" in partition
+    assert "one leader per term" in partition
+    assert "replayed bit for bit" in replay
+    assert "40 seeds x 40 steps, 0 safety violations, 0 other failures" in campaign
+    assert campaign.endswith("same fingerprint: True")
