@@ -37,11 +37,11 @@ from tqdm import tqdm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+from results import replace_section  # noqa: E402  (benchmarks/ is on the path: run as a script)
 from workbench.raft import AppendEntries, NotLeader, RaftConfig  # noqa: E402
 from workbench.raft.campaign import GuardedSimulation  # noqa: E402
 from workbench.raft.sim import NetworkFaults  # noqa: E402
 
-MARK_START, MARK_END = "<!-- raft:start -->", "<!-- raft:end -->"
 STEADY_NODES, STEADY_VIRTUAL_S, STEADY_EVERY_MS = 5, 60, 10
 BATCH, BATCH_PAUSE_MS, THROUGHPUT_ENTRIES = 200, 5, 60_000
 SNAPSHOT_EVERY = 1000       # the application compacts once 1,000 applied entries accumulate
@@ -204,17 +204,6 @@ def report(m: dict, runs: int, scale: float) -> str:
     return "\n\n".join([head, "\n".join(steady), "\n".join(rows), tail]) + "\n"
 
 
-def write_results(block: str) -> None:
-    path = os.path.join(HERE, "RESULTS.md")
-    text = open(path).read() if os.path.exists(path) else ""
-    section = f"{MARK_START}\n{block}{MARK_END}"
-    if MARK_START in text and MARK_END in text:
-        text = text[:text.index(MARK_START)] + section + text[text.index(MARK_END) + len(MARK_END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    open(path, "w").write(text)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -228,7 +217,7 @@ def main(argv=None) -> int:
     print("raw:", {k: [{kk: round(vv, 1) for kk, vv in s.items()} for s in m[k]]
                    for k in ["steady"] + [key for key, _, _ in NETWORKS]})
     if args.write:
-        write_results("## Raft core: simulator speed and throughput\n\n" + block)
+        replace_section("raft", "## Raft core: simulator speed and throughput\n\n" + block)
     return 0
 
 

@@ -24,6 +24,8 @@ import time
 
 from tqdm import tqdm
 
+from results import replace_section  # benchmarks/ is on the path: run as a script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOADS = [("-c 1", ["-c", "1"], 20_000), ("-c 50", ["-c", "50"], 100_000),
          ("-c 50 -P 16", ["-c", "50", "-P", "16"], 400_000)]
@@ -169,15 +171,7 @@ def main(argv=None) -> int:
     table = report(rows, args.runs)
     print(table)
     if args.write:
-        path = os.path.join(HERE, "RESULTS.md")
-        text = open(path).read() if os.path.exists(path) else ""
-        start, end = "<!-- throughput:start -->", "<!-- throughput:end -->"
-        block = f"{start}\n{table}{end}"
-        if start in text and end in text:
-            text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-        else:
-            text += "\n" + block + "\n"
-        open(path, "w").write(text)
+        replace_section("throughput", table)
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from tqdm import tqdm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from results import replace_section  # noqa: E402
 from run import Server, have_redis_tools, redis_benchmark  # noqa: E402  (the side-by-side harness)
 
 ALWAYS = {"appendonly": "yes", "appendfsync": "always"}
@@ -51,7 +51,6 @@ LATENCY_SETS = 2_000
 FSYNC_ITERATIONS = 2_000
 TARGETS = [("b/a", 4.0, "inline fsync"), ("b/d", 0.7, "redis-server always"),
            ("b/c", 0.7, "the no-AOF node")]
-MARK_START, MARK_END = "<!-- write-behind:start -->", "<!-- write-behind:end -->"
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -258,17 +257,6 @@ def interpretation(s: dict, runs: int, scale: float) -> str:
     return " ".join(parts) + f" Reproduce with `{cmd}`.\n"
 
 
-def write_results(block: str) -> None:
-    path = os.path.join(HERE, "RESULTS.md")
-    text = open(path).read() if os.path.exists(path) else ""
-    section = f"{MARK_START}\n{block}{MARK_END}"
-    if MARK_START in text and MARK_END in text:
-        text = text[:text.index(MARK_START)] + section + text[text.index(MARK_END) + len(MARK_END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    open(path, "w").write(text)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -291,7 +279,7 @@ def main(argv=None) -> int:
                          for k, v in sorted(m["samples"].items())})
     print("group commit (writes, batches):", m["batching"])
     if args.write:
-        write_results("## Durable writes: the write-behind AOF\n\n" + block)
+        replace_section("write-behind", "## Durable writes: the write-behind AOF\n\n" + block)
     return 0
 
 
