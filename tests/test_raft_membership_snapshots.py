@@ -8,9 +8,9 @@ failing test is replayed by its seed. The simulator's SafetyChecker (election sa
 matching, leader completeness, state-machine safety with a digest of every state machine)
 runs after every event of every test here.
 
-Runs use ``Observed``, the campaign's ``GuardedSimulation`` (a core that never runs out of
-Readies fails the test instead of hanging it) that also keeps every message sent and lets
-a test look at every node after every Ready it handles.
+Runs use ``Observed``, the simulator keeping every message sent; its ``observers`` let a
+test look at every node after every Ready it handles, and a core that never runs out of
+Readies fails the test (``Livelock``) instead of hanging it.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import pytest
 from workbench.raft import (AppendEntries, AppendResponse, ConfigChange, InstallSnapshot,
                             Membership, PersistedState, RaftConfig, RaftNode, Role,
                             VoteRequest, VoteResponse)
-from workbench.raft.campaign import GuardedSimulation, run_campaign
-from workbench.raft.sim import Disk, NetworkFaults
+from workbench.raft.campaign import run_campaign
+from workbench.raft.sim import Disk, NetworkFaults, Simulation
 from workbench.storage.raft_log import RaftStorage
 
 TICK_MS = 50
@@ -39,25 +39,16 @@ NO_PROTECTION = RaftConfig(election_ticks=10, heartbeat_ticks=1, pre_vote=False,
 
 # -- helpers --------------------------------------------------------------------------------
 
-class Observed(GuardedSimulation):
-    """The simulator, keeping every message sent and calling each of ``observers`` with
-    (node, ready) after every Ready a node handles."""
+class Observed(Simulation):
+    """The simulator, keeping every message the nodes sent (``sim.observers`` also lets a
+    test look at each Ready a node handles)."""
 
     def __init__(self, *args, **kwargs):
         self.messages: list = []
-        self.observers: list = []
         kwargs.setdefault("tick_ms", TICK_MS)
         kwargs.setdefault("config", CONFIG)
         super().__init__(*args, **kwargs)
-
-    def _send(self, message) -> None:
-        self.messages.append(message)
-        super()._send(message)
-
-    def _handle(self, node, ready) -> None:
-        super()._handle(node, ready)
-        for observe in self.observers:
-            observe(node, ready)
+        self.observers.append(lambda node, ready: self.messages.extend(ready.messages))
 
 
 def why(sim, message: str) -> str:

@@ -34,8 +34,7 @@ bit (``fingerprint``). Removed servers are crashed for good once their removal c
 and never come back (a server is never re-added under an old name).
 
 The simulator runs a core's Readies until it has none; a core that always has one more
-would spin there forever. :class:`GuardedSimulation` turns that into a :class:`Livelock`
-failure, so a campaign reports it instead of hanging.
+raises :class:`~workbench.raft.sim.Livelock`, which a campaign reports as a failure.
 
 From a shell: ``python -m workbench.raft.campaign --seeds 1000 --steps 80``; from a
 notebook: ``run_campaigns(range(1000), 80)`` (a tqdm bar) and ``result.report()``.
@@ -52,12 +51,11 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .core import NotLeader, RaftConfig
-from .ready import Role
 from .safety import SafetyViolation
-from .sim import NetworkFaults, Simulation
+from .sim import Livelock, NetworkFaults, Simulation
 from .types import ConfigChange, EntryKind
 
-__all__ = ["CampaignResult", "GuardedSimulation", "Livelock", "LivenessFailure",
+__all__ = ["CampaignResult", "Livelock", "LivenessFailure",
            "run_campaign", "run_campaigns", "main"]
 
 DEFAULT_STEPS = 60
@@ -66,38 +64,8 @@ MAX_SERVERS = 8             # servers ever started in one campaign, removed ones
 HEAL_TIMEOUT_MS = 60_000    # virtual time the healed cluster gets to elect and commit
 
 
-class Livelock(AssertionError):
-    """A core kept producing Readies without any new input."""
-
-
 class LivenessFailure(AssertionError):
     """The healed cluster did not elect a leader or commit on every member in time."""
-
-
-class GuardedSimulation(Simulation):
-    """The simulator, with one guard: a node that still has a Ready after ``ready_limit``
-    Readies in one drain raises :class:`Livelock` (a bug of the core: ``has_ready`` must
-    turn False once nothing new happens) instead of spinning forever."""
-
-    ready_limit = 1000
-
-    def _drain(self, node) -> None:
-        self._readies_in_drain = 0
-        super()._drain(node)
-
-    def _handle(self, node, ready) -> None:
-        self._readies_in_drain += 1
-        if self._readies_in_drain > self.ready_limit:
-            core = node.core
-            progress = {}
-            if core.role is Role.LEADER:
-                progress = {peer: core._progress[peer] for peer in sorted(core._progress)}
-            raise Livelock(
-                f"{node.id} still has a Ready after {self.ready_limit} in a row at "
-                f"{self.now_ms} ms (seed {self.seed!r}): {core!r}, first index "
-                f"{core.log.first_index}, progress {progress}; the last one carried "
-                f"{list(ready.messages)[:3]}\nlast events:\n{self.format_trace()}")
-        super()._handle(node, ready)
 
 
 @dataclass
@@ -148,7 +116,7 @@ class _Campaign:
             max_entries_per_message=rng.choice([1, 4, 64, 64]),
             max_inflight_messages=rng.choice([1, 2, 8, 8]))
         voters = rng.choice([3, 3, 5])
-        self.sim = GuardedSimulation(voters, seed=seed, config=self.config,
+        self.sim = Simulation(voters, seed=seed, config=self.config,
                                      snapshot_every=rng.choice([None, 5, 20, 50]),
                                      trace_length=80)
         self.next_server = voters + 1

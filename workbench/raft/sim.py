@@ -84,6 +84,11 @@ class Disk:
         return PersistedState(self.hard_state, self.snapshot, tuple(self.entries))
 
 
+class Livelock(AssertionError):
+    """A core kept producing Readies with no new input: ``has_ready()`` must turn False
+    once nothing new happens, or its shell would spin forever."""
+
+
 class SimNode:
     def __init__(self, node_id: str):
         self.id = node_id
@@ -111,6 +116,7 @@ def _decode_state(data: bytes) -> tuple[int, bytes]:
 
 
 class Simulation:
+    ready_limit = 1000        # Readies in one drain before a core counts as livelocked
     def __init__(self, nodes: int | Iterable[str] = 3, *, seed=0, config: RaftConfig | None = None,
                  network: NetworkFaults | None = None, tick_ms: int = 50,
                  snapshot_every: int | None = None, learners: Iterable[str] = (),
@@ -131,6 +137,7 @@ class Simulation:
         self.sent = Counter()                           # message type name -> count
         self.requests_sent = 0                          # RPCs as 6.824 counts them
         self.trace: deque = deque(maxlen=trace_length)
+        self.observers: list[Callable[[SimNode, Ready], None]] = []   # called after each Ready
         self._queue: list = []
         self._seq = 0
         self._fingerprint = hashlib.blake2b(digest_size=16)
@@ -337,7 +344,11 @@ class Simulation:
             self._drain(node)
 
     def _drain(self, node: SimNode) -> None:
+        readies = 0
         while node.alive and node.core.has_ready():
+            readies += 1
+            if readies > self.ready_limit:
+                self._livelock(node)
             ready = node.core.ready()
             if node.lose_next_ready:
                 node.lose_next_ready = False
@@ -346,6 +357,15 @@ class Simulation:
                 self.crash(node.id)
                 return
             self._handle(node, ready)
+
+    def _livelock(self, node: SimNode) -> None:
+        core = node.core
+        progress = ({peer: core.progress(peer) for peer in sorted(core.membership.members - {node.id})}
+                    if core.role is Role.LEADER else {})
+        raise Livelock(
+            f"{node.id} still has a Ready after {self.ready_limit} in a row at {self.now_ms} ms "
+            f"(seed {self.seed!r}): {core!r}, first index {core.log.first_index}, "
+            f"(match, next) {progress}\nlast events:\n{self.format_trace()}")
 
     def _handle(self, node: SimNode, ready: Ready) -> None:
         core = node.core
@@ -374,6 +394,8 @@ class Simulation:
         if self.snapshot_every and node.applied_index - core.log.first_index + 1 >= self.snapshot_every:
             core.compact(node.applied_index, _encode_state(node.applied_index, node.digest))
             node.applied_commands = {}
+        for observe in self.observers:
+            observe(node, ready)
 
     def _guard(self, check, *args) -> None:
         try:
@@ -420,4 +442,4 @@ class Simulation:
         return len(self.nodes[node_id].disk.entries)
 
 
-__all__ = ["Disk", "NetworkFaults", "SimNode", "Simulation", "SafetyViolation"]
+__all__ = ["Disk", "Livelock", "NetworkFaults", "SimNode", "Simulation", "SafetyViolation"]
