@@ -66,12 +66,7 @@ class Disk:
     def persist(self, ready: Ready) -> None:
         # Stored entries are consecutive, so an index is a position: no scans, no copies.
         if ready.snapshot is not None:
-            meta = ready.snapshot.meta
-            at = meta.index - self.entries[0].index if self.entries else -1
-            if 0 <= at < len(self.entries) and self.entries[at].term == meta.term:
-                del self.entries[:at + 1]
-            else:
-                self.entries = []
+            del self.entries[:ready.snapshot.meta.replaces(self.entries)]
             self.snapshot = ready.snapshot
         if ready.entries:
             if self.entries:

@@ -63,6 +63,18 @@ class SnapshotMeta:
     term: int
     membership: Membership
 
+    def replaces(self, entries) -> int:
+        """How many leading ``entries`` (consecutive, as a log stores them) this snapshot
+        replaces. The suffix after its index survives only if the log holds the snapshot's
+        own entry: same index and term mean the same history up to there (Log Matching);
+        otherwise none survive."""
+        if not entries or entries[0].index > self.index:
+            return 0
+        k = self.index - entries[0].index
+        if k < len(entries) and entries[k].term == self.term:
+            return k + 1
+        return len(entries)
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:

@@ -45,7 +45,7 @@ import errno
 import os
 from typing import Sequence
 
-from ..raft.types import Entry, HardState, PersistedState, Snapshot, SnapshotMeta
+from ..raft.types import Entry, HardState, PersistedState, Snapshot
 from .durable_file import DurableFile, atomic_write, fsync_dir, truncate_file
 from .raft_records import (RaftLogCorrupt, decode_hard_state, decode_snapshot,
                            encode_entry, encode_hard_state, encode_snapshot, scan_log)
@@ -57,20 +57,6 @@ RAFT_LOG_FILENAME = "raft.log"
 HARD_STATE_FILENAME = "raft.hardstate"
 SNAPSHOT_FILENAME = "raft.snapshot"
 _FILENAMES = (RAFT_LOG_FILENAME, HARD_STATE_FILENAME, SNAPSHOT_FILENAME)
-
-
-def _covered_prefix(entries: Sequence[Entry], meta: SnapshotMeta) -> int:
-    """How many leading ``entries`` a snapshot at ``meta`` replaces (all: none survive).
-
-    The suffix after the snapshot's index survives only if the log holds the snapshot's
-    own entry: same index and term mean the same history up to there (Log Matching).
-    """
-    if not entries or entries[0].index > meta.index:
-        return 0
-    k = meta.index - entries[0].index
-    if k < len(entries) and entries[k].term == meta.term:
-        return k + 1
-    return len(entries)
 
 
 def _encode_run(entries: Sequence[Entry], start: int) -> tuple[bytes, list[int]]:
@@ -147,7 +133,7 @@ class RaftStorage:
                 f"Gap between the snapshot and the Raft log {self.log_path} at offset 0: "
                 f"{reason}. Entries are missing; the files were left untouched",
                 path=self.log_path, offset=0, reason=reason)
-        dropped = _covered_prefix(entries, snapshot.meta) if snapshot else 0
+        dropped = snapshot.meta.replaces(entries) if snapshot else 0
 
         # Repairs: each is what finishing an interrupted write looks like.
         if scan.status == "torn":
@@ -275,7 +261,7 @@ class RaftStorage:
             if snapshot.meta.index <= self.snapshot_index:
                 raise ValueError(f"snapshot at index {snapshot.meta.index} is out of date "
                                  f"(the stored one ends at {self.snapshot_index})")
-            covered = _covered_prefix(self._entries, snapshot.meta)
+            covered = snapshot.meta.replaces(self._entries)
             floor = snapshot.meta.index
             last = self._entries[-1].index if covered < len(self._entries) else floor
         else:
@@ -287,7 +273,7 @@ class RaftStorage:
         return entries
 
     def _install_snapshot(self, snapshot: Snapshot) -> None:
-        covered = _covered_prefix(self._entries, snapshot.meta)
+        covered = snapshot.meta.replaces(self._entries)
         self._check_fault()
         atomic_write(self.snapshot_path, encode_snapshot(snapshot))
         self.fsync_count += 2
