@@ -18,6 +18,7 @@ from workbench.raft import (AppendEntries, AppendResponse, ConfigChange, Entry, 
                             HardState, InstallSnapshot, Membership, NotLeader,
                             PersistedState, RaftConfig, RaftNode, ReadState, Role, Snapshot,
                             SnapshotMeta, TimeoutNow, VoteRequest, VoteResponse, is_request)
+from workbench.raft.sim import Disk
 
 NO_PREVOTE = RaftConfig(pre_vote=False)
 
@@ -62,20 +63,6 @@ def decode_state(data: bytes) -> list[bytes]:
     return data.split(b"\n") if data else []
 
 
-def persist(disk: dict, ready) -> None:
-    """What storage does with a Ready (the rules in ready.py)."""
-    if ready.snapshot is not None:
-        meta = ready.snapshot.meta
-        keep = any(e.index == meta.index and e.term == meta.term for e in disk["entries"])
-        disk["entries"] = [e for e in disk["entries"] if e.index > meta.index] if keep else []
-        disk["snapshot"] = ready.snapshot
-    if ready.entries:
-        first = ready.entries[0].index
-        disk["entries"] = [e for e in disk["entries"] if e.index < first] + list(ready.entries)
-    if ready.hard_state is not None:
-        disk["hard_state"] = ready.hard_state
-
-
 class Net:
     """Nodes, their disks and state machines (lists of applied commands), and a network
     that delivers every message at once unless one end is cut off."""
@@ -86,7 +73,7 @@ class Net:
         self.config = config
         self.seed = seed
         self.nodes: dict[str, RaftNode] = {}
-        self.disks: dict[str, dict] = {}
+        self.disks: dict[str, Disk] = {}
         self.state: dict[str, list[bytes]] = {}
         self.reads: dict[str, list[ReadState]] = {}
         self.readies: dict[str, list] = {}
@@ -99,18 +86,16 @@ class Net:
 
     def start(self, name: str, persisted: PersistedState | None = None) -> RaftNode:
         persisted = persisted or PersistedState()
-        self.disks[name] = {"hard_state": persisted.hard_state, "snapshot": persisted.snapshot,
-                            "entries": list(persisted.entries)}
+        self.disks[name] = Disk(persisted.hard_state, persisted.snapshot, list(persisted.entries))
         return self.restart(name)
 
     def restart(self, name: str) -> RaftNode:
         """A crash and restart: memory is lost, the disk is read back."""
         disk = self.disks[name]
-        persisted = PersistedState(disk["hard_state"], disk["snapshot"], tuple(disk["entries"]))
-        self.nodes[name] = RaftNode(name, membership=self.bootstrap, persisted=persisted,
+        self.nodes[name] = RaftNode(name, membership=self.bootstrap, persisted=disk.loaded(),
                                     rng=random.Random(f"{self.seed}/{name}/{len(self.sent)}"),
                                     config=self.config)
-        self.state[name] = decode_state(disk["snapshot"].data) if disk["snapshot"] else []
+        self.state[name] = decode_state(disk.snapshot.data) if disk.snapshot else []
         self.reads.setdefault(name, [])
         self.readies.setdefault(name, [])
         return self.nodes[name]
@@ -119,7 +104,7 @@ class Net:
         """Take one Ready from ``name`` and honour the contract; returns its messages."""
         ready = self.nodes[name].ready()
         self.readies[name].append(ready)
-        persist(self.disks[name], ready)
+        self.disks[name].persist(ready)       # what storage does with a Ready
         if ready.restore_snapshot:
             self.state[name] = decode_state(ready.snapshot.data)
         for entry in ready.committed_entries:
@@ -735,7 +720,7 @@ def test_install_snapshot_to_lagging_follower():
     net.drain()
     a.compact(a.applied_index, encode_state(net.state["a"]))
     net.drain()
-    assert a.log.first_index == 12 and net.disks["a"]["snapshot"].meta.index == 11
+    assert a.log.first_index == 12 and net.disks["a"].snapshot.meta.index == 11
     net.cut = set()
     net.tick(1)
     c = net.nodes["c"]
