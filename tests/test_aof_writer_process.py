@@ -38,6 +38,15 @@ def test_appends_reach_the_file_and_are_reported_fsynced(tmp_path, writer):
     assert path.read_bytes() == b"record-1\nrecord-2\nrecord-3\n"
 
 
+def test_the_reported_size_counts_what_the_file_held_before(tmp_path, writer):
+    path = tmp_path / "appendonly.aof"
+    path.write_bytes(b"*1\r\n$4\r\nPING\r\n")       # an AOF the node replayed at start
+    writer.open(str(path))
+    writer.append(1, b"more\n")
+    (token, error, _, size), = replies_until(writer, lambda r: r)
+    assert (token, error) == (1, 0) and size == path.stat().st_size == 14 + 5
+
+
 def test_writes_that_pile_up_share_an_fsync(tmp_path, writer):
     path = tmp_path / "appendonly.aof"
     path.write_bytes(b"")

@@ -40,8 +40,8 @@ def test_reads_of_dirty_keys_wait_reads_of_clean_keys_do_not():
 
 def test_a_rewrite_keeps_the_key_dirty_until_its_newer_offset():
     keys = UncommittedKeys()
-    keys.mark(0, b"k", 10)
-    keys.mark(0, b"k", 20)
+    keys.mark(0, [b"k"], 10)
+    keys.mark(0, [b"k"], 20)
     assert keys.drain(10) == 0                  # the older entry goes, the key stays dirty
     assert keys.offset_for(0, [b"k"]) == 20
     assert keys.drain(20) == 1
@@ -117,3 +117,27 @@ def test_turning_gating_off_releases_everything():
     for effect in gate.release_everything():
         effect()
     assert ran == [1] and len(gate.uncommitted) == 0
+
+
+def test_an_advance_returns_only_the_clients_it_frees():
+    gate, aof = gate_with_aof()
+    early, late, gone = object(), object(), object()
+    gate.wait(early, 10)
+    gate.wait(late, 30)
+    gate.wait(gone, 10)
+    gate.waiting.discard(gone)                  # disconnected (or failed) meanwhile
+    aof.fsynced(20)
+    gate.advance()
+    assert gate.due() == [early]
+    assert gate.due() == []                     # each wait is reported once
+    gate.wait(early, 25)                        # its next held reply waits for 25
+    aof.fsynced(30)
+    gate.advance()
+    assert sorted(map(id, gate.due())) == sorted([id(early), id(late)])
+
+
+def test_a_write_marks_all_its_keys_under_one_offset():
+    keys = UncommittedKeys()
+    keys.mark(0, [b"a", b"b"], 7)
+    assert keys.offset_for(0, [b"b"]) == 7 and keys.newest == 7 and len(keys) == 2
+    assert keys.drain(7) == 2 and len(keys) == 0

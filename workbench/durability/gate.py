@@ -26,6 +26,8 @@ sockets and the clock.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from typing import Callable
 
@@ -46,9 +48,15 @@ class UncommittedKeys:
     def __len__(self) -> int:
         return sum(len(keys) for keys in self._by_db.values())
 
-    def mark(self, db: int, key: bytes, offset: int) -> None:
-        self._by_db.setdefault(db, {})[key] = offset
-        self._order.append((offset, db, key))
+    def mark(self, db: int, keys, offset: int) -> None:
+        """``keys`` of ``db`` changed at ``offset``."""
+        dirty = self._by_db.get(db)
+        if dirty is None:
+            dirty = self._by_db[db] = {}
+        order = self._order
+        for key in keys:
+            dirty[key] = offset
+            order.append((offset, db, key))
         if offset > self.newest:
             self.newest = offset
 
@@ -141,6 +149,10 @@ class CommitGate:
         self.committed_offset = min((p.durable_offset for p in self.providers), default=0)
         self.uncommitted = UncommittedKeys()
         self.waiting: set = set()                 # clients with held replies
+        # when each waiting client's first held reply may leave: a heap of
+        # (offset, tiebreak, client), so an advance touches only the clients it frees
+        self._due: list = []
+        self._tiebreak = itertools.count()
         self._deferred: deque = deque()           # (offset, callable) in offset order
         self.read_blocked_count = 0
         self.write_blocked_count = 0
@@ -167,12 +179,26 @@ class CommitGate:
         return NOT_HELD
 
     def record_write(self, db: int, keys, offset: int) -> None:
-        for key in keys:
-            self.uncommitted.mark(db, key, offset)
+        self.uncommitted.mark(db, keys, offset)
 
     def record_flush(self, dbs, offset: int) -> None:
         for db in dbs:
             self.uncommitted.mark_db(db, offset)
+
+    def wait(self, client, first_offset: int) -> None:
+        """``client`` holds replies; the first one waits for ``first_offset``."""
+        self.waiting.add(client)
+        heapq.heappush(self._due, (first_offset, next(self._tiebreak), client))
+
+    def due(self) -> list:
+        """The waiting clients whose first held reply the committed offset now covers.
+        (A client may come back later for its next reply: :meth:`wait` again.)"""
+        due, heap, committed = [], self._due, self.committed_offset
+        while heap and heap[0][0] <= committed:
+            client = heapq.heappop(heap)[2]
+            if client in self.waiting:           # not failed, released or gone since
+                due.append(client)
+        return due
 
     def defer(self, offset: int, effect: Callable[[], None]) -> None:
         """Run ``effect`` once ``offset`` is committed (at once if it already is)."""
@@ -183,13 +209,18 @@ class CommitGate:
 
     # -- advancing -------------------------------------------------------------------
     def current_offset(self) -> int:
-        return min((p.durable_offset for p in self.providers), default=self.committed_offset)
+        offset = None
+        for provider in self.providers:
+            durable = provider.durable_offset
+            if offset is None or durable < offset:
+                offset = durable
+        return self.committed_offset if offset is None else offset
 
     def advance(self) -> list:
         """Take the providers' newest minimum; return the deferred effects now due.
 
-        The caller then flushes every client in :attr:`waiting` (see
-        :meth:`release`). The committed offset never moves backwards.
+        The caller then releases the clients :meth:`due` returns. The committed offset
+        never moves backwards.
         """
         offset = self.current_offset()
         if offset <= self.committed_offset:
@@ -205,6 +236,7 @@ class CommitGate:
     def release_everything(self) -> list:
         """Gating turned off: every held reply and deferred effect may go."""
         self.uncommitted.clear()
+        self._due.clear()
         due = [effect for _, effect in self._deferred]
         self._deferred.clear()
         return due

@@ -193,33 +193,42 @@ class ClientConnection(asyncio.Protocol):
         """Queue a reply, behind the gate when it (or an earlier reply) must wait."""
         data = encode(reply, self.proto)
         hold, self.hold_until = self.hold_until, NOT_HELD
-        gate = self.node.gate
-        if gate is None or (hold == NOT_HELD and not len(self.held)):
+        held = self.held
+        if hold == NOT_HELD and not held.held_bytes:
             out.append(data)
             return
         if out:                                   # earlier replies of the batch go first
             self._queue_output(list(out))
             out.clear()
-        self.held.add(data, hold)
-        gate.waiting.add(self)
-        if self.held.held_bytes > self.node.config["reply-blocking-max-held-bytes"] \
+        if not held.held_bytes:                   # the first held reply: wait for it
+            self.node.gate.wait(self, hold)
+        held.add(data, hold)
+        if held.held_bytes > self.node.config["reply-blocking-max-held-bytes"] \
                 and not self.paused_by_gate and self.transport is not None:
             self.paused_by_gate = True            # back-pressure: read nothing more for now
             self.transport.pause_reading()
 
     def release_held(self, committed) -> int:
         """Send the held replies the committed offset now covers (``None``: all)."""
-        released = self.held.release(committed if committed is not None else 2**63)
+        held = self.held
+        released = held.release(committed if committed is not None else 2**63)
         if released:
-            self._queue_output(released)
+            if self._unsent:                      # behind output already queued this turn
+                self._queue_output(released)
+            elif self.transport is not None and not self.transport.is_closing():
+                # all of this client's due replies at once: nothing to wait for
+                self.transport.write(b"".join(released) if len(released) > 1 else released[0])
         gate = self.node.gate
-        if not len(self.held):
-            if gate is not None:
-                gate.waiting.discard(self)
-            if self.paused_by_gate:
-                self.paused_by_gate = False
-                if self.transport is not None and not self.blocked and not self.closing:
-                    self.transport.resume_reading()
+        if held.held_bytes:                       # more wait, for a later offset
+            if gate is not None and committed is not None:
+                gate.wait(self, held.first_offset())
+            return 1 if released else 0
+        if gate is not None:
+            gate.waiting.discard(self)
+        if self.paused_by_gate:
+            self.paused_by_gate = False
+            if self.transport is not None and not self.blocked and not self.closing:
+                self.transport.resume_reading()
         return 1 if released else 0
 
     def fail_held(self, error) -> None:

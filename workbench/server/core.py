@@ -268,7 +268,11 @@ class NodeServer(AofPersistence):
             gate.record_write(conn.db, outcome.changed_keys, wrote)
             if outcome.flushed:
                 gate.record_flush(outcome.flushed, wrote)
-        hold = gating.hold_offset(self, conn, spec, argv, wrote)
+        if wrote > gate.committed_offset and not self.events.active:
+            gate.write_blocked_count += 1        # the common case: a write waits for itself
+            hold = wrote
+        else:
+            hold = gating.hold_offset(self, conn, spec, argv, wrote)
         if hold != NOT_HELD and self.aof_error is not None:
             return gating.misconf(self)      # the disk is failing: this would never be released
         conn.hold_until = hold

@@ -82,12 +82,16 @@ def disable(server, *, disconnect: bool) -> None:
 
 
 def submit(server, data: bytes) -> None:
-    """Collect a write's AOF bytes; hand the whole loop turn's batch over at its end.
+    """Hand a write's AOF bytes to the writer: at once if it is idle, so its fsync starts
+    now; else with the rest of this loop turn's writes at the turn's end.
 
-    One hand-over per turn, not per write: one ``write(2)`` per turn, and the turn's
-    writes join the next fsync together."""
+    One hand-over per turn, not per write, while an fsync runs: the writer could not
+    start on them before it ends anyway, and they join the next fsync together."""
     pending = server.wb_pending
     if not pending:
+        if server.write_behind.idle:
+            server.write_behind.submit(data, server.repl.offset)
+            return
         asyncio.get_running_loop().call_soon(_hand_over, server)
     pending.append(data)
 
@@ -124,7 +128,7 @@ def progress(server) -> None:
     if gate.committed_offset == before:
         return
     released = 0
-    for conn in list(gate.waiting):
+    for conn in gate.due():
         released += conn.release_held(gate.committed_offset)
     for effect in effects:
         effect()

@@ -40,6 +40,7 @@ class Writer:
         self.sock = sock
         self.inbox = bytearray()
         self.fd = None
+        self.size = 0                  # the file's length: what it had at OPEN + our writes
         self.fault = 0
         self.unwritten = bytearray()   # appended frames not yet written to self.fd
         self.last_token = None         # the newest frame not yet reported durable
@@ -47,18 +48,22 @@ class Writer:
         self.broken = 0                # errno of a failed fsync: nothing is durable any more
         self.closed = False
 
-    def receive(self, block):
-        """Read what has arrived (waiting for something if ``block``) into the inbox."""
-        if block:
-            select.select([self.sock], [], [])
-        while not self.closed and select.select([self.sock], [], [], 0)[0]:
-            try:
-                data = self.sock.recv(1 << 20)
-            except OSError:
-                data = b""
-            if not data:
-                self.closed = True
-            self.inbox += data
+    def receive(self) -> bool:
+        """Take what has arrived into the inbox, without waiting; False if nothing had.
+
+        One ``recv`` per round: whatever arrives after it waits for the next round,
+        which comes at once (there is an fsync to do). System calls are the cost here."""
+        try:
+            data = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        self.inbox += data
+        return True
 
     def frames(self):
         while len(self.inbox) >= FRAME.size:
@@ -73,6 +78,7 @@ class Writer:
         if kind == OPEN and self.fd is None:
             try:
                 self.fd = os.open(payload.decode(), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+                self.size = os.fstat(self.fd).st_size   # the only appender from now on
             except OSError as e:
                 self.reply(token, e.errno or errno.EIO, 0, 0)
         elif kind == FAULT:
@@ -94,17 +100,18 @@ class Writer:
             if self.fault:
                 raise OSError(self.fault, os.strerror(self.fault))
             while self.unwritten:           # a short write leaves the rest for the retry
-                del self.unwritten[:os.write(self.fd, self.unwritten)]
+                written = os.write(self.fd, self.unwritten)
+                self.size += written
+                del self.unwritten[:written]
         except OSError as e:
             return self.fail(e.errno or errno.EIO)
         try:
             os.fdatasync(self.fd)
-            size = os.fstat(self.fd).st_size
         except OSError as e:
             self.broken = e.errno or errno.EIO
             return self.fail(self.broken)
         self.failing = False
-        self.reply(self.last_token, 0, int((time.perf_counter() - started) * 1e6), size)
+        self.reply(self.last_token, 0, int((time.perf_counter() - started) * 1e6), self.size)
         self.last_token = None
         return True
 
@@ -115,11 +122,20 @@ class Writer:
         return False
 
     def reply(self, token, error, micros, size):
-        self.sock.sendall(REPLY.pack(token, error, micros, size))
+        data = REPLY.pack(token, error, micros, size)
+        while data:                         # the socket is non-blocking; the node may lag
+            try:
+                data = data[self.sock.send(data):]
+            except BlockingIOError:
+                select.select([], [self.sock], [])
 
     def run(self):
+        self.sock.setblocking(False)
         while True:
-            self.receive(block=not self.failing and self.last_token is None)
+            if not self.receive() and not self.closed and not self.failing \
+                    and self.last_token is None:
+                select.select([self.sock], [], [])      # idle: wait for the next frame
+                continue
             if self.closed:
                 return
             for frame in self.frames():

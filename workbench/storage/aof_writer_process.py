@@ -86,16 +86,16 @@ class AofWriterProcess:
         return True
 
     def replies(self) -> list[tuple[int, int, float, int]]:
-        """Every reply that has arrived: ``(token, errno or 0, fsync ms, fsynced size)``.
-        Raises ``ConnectionError`` when the writer is gone."""
-        while True:
-            try:
-                data = self._sock.recv(1 << 16)
-            except BlockingIOError:
-                break
-            if not data:
-                raise ConnectionError(f"the {self.name} process exited")
-            self._inbox += data
+        """The replies that have arrived: ``(token, errno or 0, fsync ms, fsynced size)``.
+        One ``recv``: if more is waiting, the socket stays readable and the loop calls
+        again. Raises ``ConnectionError`` when the writer is gone."""
+        try:
+            data = self._sock.recv(1 << 16)
+        except BlockingIOError:
+            return []
+        if not data:
+            raise ConnectionError(f"the {self.name} process exited")
+        self._inbox += data
         return self._parse()
 
     def wait_reply(self, timeout: float) -> list[tuple[int, int, float, int]]:

@@ -58,6 +58,11 @@ class WriteBehindLog:
         self.batched_writes = 0
 
     @property
+    def idle(self) -> bool:
+        """True when the writer has nothing to write or fsync: what comes next starts at once."""
+        return not self._handed_over
+
+    @property
     def writer_pid(self) -> int:
         return self._writer.pid
 
