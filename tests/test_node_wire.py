@@ -82,6 +82,16 @@ def test_large_value_arrives_in_pieces(node1, raw):
     assert node1.client(decode_responses=False).strlen("big") == len(value)
 
 
+def test_a_pipeline_whose_last_command_is_split_gets_every_reply(node1, raw):
+    c = raw()
+    whole = b"*1\r\n$4\r\nPING\r\n" * 3
+    split = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n" + b"v" * 2000 + b"\r\n"
+    c.send(whole + split[:40])
+    assert c.read_exactly_reply(21) == b"+PONG\r\n" * 3
+    c.send(split[40:])                       # exactly the rest: the reply must come now
+    assert c.read_exactly_reply(5) == b"+OK\r\n"
+
+
 def test_auth_required(node1):
     r = node1.client()
     r.config_set("requirepass", "s3cret")

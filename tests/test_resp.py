@@ -21,6 +21,18 @@ def test_multibulk_whole_and_split_give_the_same_commands():
     assert feed_bytewise(data) == whole
 
 
+def test_a_command_split_after_a_whole_one_is_returned_once_its_last_byte_arrives():
+    # The partial command's bulk does not start at the buffer's beginning: the bytes
+    # the parser waits for must be counted from where the buffer starts after the
+    # whole command before it is consumed, or it waits for more than will ever come.
+    first = encode_command([b"PING"])
+    second = encode_command([b"SET", b"k", b"v" * 1000])
+    parser = RequestParser()
+    assert parser.feed(first + second[:30]) == [[b"PING"]]
+    assert parser.feed(second[30:]) == [[b"SET", b"k", b"v" * 1000]]
+    assert parser.buffered == 0
+
+
 def test_sizes_are_reported_for_the_replication_offset():
     data = encode_command([b"SET", b"k", b"v"]) + encode_command([b"PING"])
     items = RequestParser(with_sizes=True).feed(data)

@@ -123,6 +123,8 @@ class RequestParser:
         out: list = []
         pos = self._read_careful(out)
         del self._buf[:pos]
+        if self._need:
+            self._need -= pos        # it counted from the old start of the buffer
         if out and isinstance(out[-1], ProtocolError):
             self._broken = True
         elif len(self._buf) > self.query_buffer_limit:
