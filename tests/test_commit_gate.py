@@ -125,6 +125,55 @@ def test_transactions_and_flushes_are_gated(aof_node):
     assert reader.read_exactly_reply(4) == b":0\r\n"
 
 
+def test_swapdb_move_and_copy_dirty_the_other_database(aof_node):
+    r = aof_node.client()
+    r.set("committed", "1")
+    r.execute_command("DEBUG", "reply-blocking-pause", "aof")
+    swapper = RawClient(aof_node.nodes[0].port)
+    swapper.send(b"SWAPDB 0 1\r\n")              # db 1 now shows what db 0 held, and back
+    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="SWAPDB held")
+    reader = RawClient(aof_node.nodes[0].port)
+    reader.send(b"SELECT 1\r\nGET committed\r\n")   # committed, but in a swapped database
+    assert reader.read_exactly_reply(5) == b"+OK\r\n"
+    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="GET held")
+    assert nothing_arrived(reader)
+    r.execute_command("DEBUG", "reply-blocking-resume", "aof")
+    assert swapper.read_exactly_reply(5) == b"+OK\r\n"
+    assert reader.read_exactly_reply(7) == b"$1\r\n1\r\n"
+
+    # MOVE from db 1 back to db 0: the key is dirty in db 0, where a read must wait
+    r.execute_command("DEBUG", "reply-blocking-pause", "aof")
+    mover = RawClient(aof_node.nodes[0].port)
+    mover.send(b"SELECT 1\r\nMOVE committed 0\r\n")
+    assert mover.read_exactly_reply(5) == b"+OK\r\n"
+    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="MOVE held")
+    reader0 = RawClient(aof_node.nodes[0].port)
+    reader0.send(b"TYPE committed\r\n")
+    # and a MOVE that only *finds* the dirty key there (reply 0) reveals it: held too
+    prober = RawClient(aof_node.nodes[0].port)
+    prober.send(b"SELECT 2\r\nSET committed x\r\n")
+    prober.read_exactly_reply(5)
+    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 3, what="SET held")
+    r.execute_command("DEBUG", "reply-blocking-resume", "aof")
+    assert prober.read_exactly_reply(5) == b"+OK\r\n"
+    assert mover.read_exactly_reply(4) == b":1\r\n"
+    assert reader0.read_exactly_reply(9) == b"+string\r\n"
+
+    # COPY to db 3 dirties the copy there; a MOVE from db 0 that only *finds* it (and
+    # answers 0) reveals an uncommitted key of db 3: its reply waits too
+    r.execute_command("DEBUG", "reply-blocking-pause", "aof")
+    copier = RawClient(aof_node.nodes[0].port)
+    copier.send(b"COPY committed committed DB 3\r\n")
+    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="COPY held")
+    finder = RawClient(aof_node.nodes[0].port)
+    finder.send(b"MOVE committed 3\r\n")
+    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="MOVE held")
+    assert nothing_arrived(finder)
+    r.execute_command("DEBUG", "reply-blocking-resume", "aof")
+    assert copier.read_exactly_reply(4) == b":1\r\n"
+    assert finder.read_exactly_reply(4) == b":0\r\n"
+
+
 def test_keyspace_notifications_wait_for_durability(aof_node):
     r = aof_node.client()
     r.config_set("notify-keyspace-events", "KEA")

@@ -132,6 +132,23 @@ def test_multi_exec_watch(node1):
     assert r.get("w") == "changed"
 
 
+@pytest.mark.parametrize("other_db_write", [["MOVE", "w", "1"], ["COPY", "src", "w", "DB", "1"],
+                                            ["SWAPDB", "0", "1"]])
+def test_a_write_into_another_database_breaks_a_watch_there(node1, other_db_write):
+    watcher = redis.Redis(port=node1.nodes[0].port, db=1, decode_responses=True)
+    other = node1.client()
+    other.set("w", "from db 0")
+    other.set("src", "copied")
+    with watcher.pipeline() as p:
+        p.watch("w")
+        assert other.execute_command(*other_db_write) in (1, True, "OK")
+        p.multi()
+        p.set("w", "mine")
+        with pytest.raises(redis.WatchError):
+            p.execute()
+    watcher.close()
+
+
 def test_execabort_after_queue_time_error(node1, raw):
     c = raw()
     c.send(b"MULTI\r\nSET k\r\nEXEC\r\n")

@@ -36,7 +36,11 @@ def random_command(rng: random.Random) -> list:
         [b"SPOP", k], [b"SPOP", k, n],
         [b"GET", k], [b"TTL", k], [b"EXISTS", k, k2], [b"LRANGE", k, b"0", b"-1"],
         [b"HGETALL", k], [b"SMEMBERS", k], [b"KEYS", b"k*"], [b"SCAN", b"0"], [b"RANDOMKEY"],
+        [b"MOVE", k, b"%d" % rng.randrange(3)], [b"COPY", k, k2],
+        [b"COPY", k, k2, b"DB", b"%d" % rng.randrange(3), b"REPLACE"],
     ]
+    if rng.random() < 0.01:
+        return [b"SWAPDB", b"%d" % rng.randrange(3), b"%d" % rng.randrange(3)]
     if rng.random() < 0.01:
         return [rng.choice([b"FLUSHDB", b"FLUSHALL"])]
     return rng.choice(choices)
@@ -98,7 +102,8 @@ def test_workload_exercises_the_rewritten_forms():
     effects = set().union(*(run_workload(seed, 1_500)[4] for seed in range(6)))
     assert {(b"SPOP", b"SREM"), (b"SPOP", b"DEL"), (b"PEXPIRE", b"PEXPIREAT"),
             (b"EXPIRE", b"DEL"), (b"GET", b"DEL"), (b"INCRBYFLOAT", b"SET"),
-            (b"HINCRBYFLOAT", b"HSET"), (b"SETEX", b"SET"), (b"FLUSHALL", b"FLUSHALL")} <= effects
+            (b"HINCRBYFLOAT", b"HSET"), (b"SETEX", b"SET"), (b"FLUSHALL", b"FLUSHALL"),
+            (b"MOVE", b"MOVE"), (b"COPY", b"COPY"), (b"SWAPDB", b"SWAPDB")} <= effects
 
 
 def test_replay_at_the_primarys_own_times_as_a_non_replica():
@@ -108,8 +113,12 @@ def test_replay_at_the_primarys_own_times_as_a_non_replica():
     for _ in range(1_000):
         now += rng.randrange(0, 300)
         db = rng.choice([0, 1])
+        applied_in = db
         for argv in primary.execute(random_command(rng), db=db, now_ms=now).propagate:
-            follower.execute(argv, db=db, now_ms=now)
+            if argv[0] == b"SELECT":             # MOVE/COPY deleting an expired key elsewhere
+                applied_in = int(argv[1])
+                continue
+            follower.execute(argv, db=applied_in, now_ms=now)
     assert_same(primary, follower)
 
 

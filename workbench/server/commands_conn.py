@@ -157,7 +157,7 @@ def exec_(server, conn, argv):
         refusal = server.write_refusal() if not conn.is_primary_link else None
         if refusal is not None:
             return ReplyError(f"EXECABORT Transaction discarded because of: {refusal.text}")
-    server._in_exec = collected = []         # (db, propagated, changed keys, flushed, events)
+    server._in_exec = collected = []   # (db, propagated, changed keys, flushed, events, elsewhere)
     replies, hold = [], NOT_HELD
     try:
         for a in queued:
@@ -187,9 +187,11 @@ def _after_exec(server, collected, offset: int) -> None:
     """A transaction dirties its keys, and fires its notifications, at one offset."""
     gate = server.gate
     notify = server.pubsub.notify_flags
-    for db, _, keys, flushed, events in collected:
+    for db, _, keys, flushed, events, elsewhere in collected:
         if gate is not None:
             gate.record_write(db, keys, offset)
+            for other_db, key in elsewhere:
+                gate.record_write(other_db, (key,), offset)
             if flushed:
                 gate.record_flush(flushed, offset)
         if events and notify:

@@ -231,7 +231,7 @@ class NodeServer(AofPersistence):
         if propagate:
             if self._in_exec is not None:
                 self._in_exec.append((conn.db, propagate, outcome.changed_keys, outcome.flushed,
-                                      outcome.events))
+                                      outcome.events, outcome.changed_elsewhere))
             elif verbatim is not None and len(propagate) == 1 and propagate[0] is argv:
                 # propagated as received: reuse the request bytes (the canonical encoding)
                 self.propagate(propagate, conn.db, encoded=verbatim)
@@ -242,6 +242,8 @@ class NodeServer(AofPersistence):
                 wrote = conn.woff
             if self.watchers:
                 self.touch_keys(conn.db, outcome.changed_keys)
+                for db, key in outcome.changed_elsewhere:
+                    self.touch_keys(db, [key])
                 for db in outcome.flushed:
                     self.touch_db(db)
         reply = outcome.reply
@@ -266,13 +268,15 @@ class NodeServer(AofPersistence):
         gate = self.gate
         if wrote != NOT_HELD:
             gate.record_write(conn.db, outcome.changed_keys, wrote)
+            for db, key in outcome.changed_elsewhere:
+                gate.record_write(db, (key,), wrote)
             if outcome.flushed:
                 gate.record_flush(outcome.flushed, wrote)
         if wrote > gate.committed_offset and not self.events.active:
             gate.write_blocked_count += 1        # the common case: a write waits for itself
             hold = wrote
         else:
-            hold = gating.hold_offset(self, conn, spec, argv, wrote)
+            hold = gating.hold_offset(self, conn, spec, argv, wrote, outcome.read_elsewhere)
         if hold != NOT_HELD and self.aof_error is not None:
             return gating.misconf(self)      # the disk is failing: this would never be released
         conn.hold_until = hold

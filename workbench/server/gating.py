@@ -163,11 +163,17 @@ def _recovered(server) -> None:
     server.log("AOF write error looks solved. The server can write again.")
 
 
-def hold_offset(server, conn, spec, argv, wrote: int) -> int:
-    """The offset this reply waits for (NOT_HELD: it may leave now)."""
-    offset = server.gate.offset_for_reply(wrote_offset=wrote, db=conn.db,
-                                          keys=spec.keys(argv) if spec.first_key else (),
-                                          keyspace_wide=spec.is_keyspace)
+def hold_offset(server, conn, spec, argv, wrote: int, read_elsewhere=()) -> int:
+    """The offset this reply waits for (NOT_HELD: it may leave now). ``read_elsewhere``:
+    (database, key) pairs of other databases the command looked at (MOVE, COPY)."""
+    gate = server.gate
+    offset = gate.offset_for_reply(wrote_offset=wrote, db=conn.db,
+                                   keys=spec.keys(argv) if spec.first_key else (),
+                                   keyspace_wide=spec.is_keyspace)
+    for db, key in read_elsewhere:
+        dirty = gate.uncommitted.offset_for(db, (key,))
+        if dirty > gate.committed_offset and dirty > offset:
+            offset = dirty
     if offset != NOT_HELD and server.events.active:
         server.events.publish(ev.ReplyHeld(server.name, client=conn.id, offset=offset,
                                            read=wrote == NOT_HELD))

@@ -47,16 +47,20 @@ class Context:
     Handlers read and write ``ctx.db`` and call :meth:`changed` for every key they
     modify (with the keyspace event to fire). The rest is bookkeeping the caller reads
     after the command: ``propagate`` (``None`` = propagate ``argv`` itself if anything
-    changed), ``changed_keys``, ``events``, ``flushed`` (ids of the databases a
-    ``FLUSHDB``/``FLUSHALL`` emptied: a flush is propagated even when nothing was there).
+    changed), ``changed_keys`` (of ``db``), ``changed_elsewhere`` and ``read_elsewhere``
+    ((database id, key) of other databases that ``MOVE`` or ``COPY ... DB`` changed or
+    looked at), ``events``, ``flushed`` (ids of the
+    databases replaced wholesale -- ``FLUSHDB``/``FLUSHALL`` emptied, ``SWAPDB``
+    exchanged: propagated even when nothing was there).
 
     ``applying`` is true for a write applied on a replica (the primary's stream, or a
     load): it sees every key as it is, expired or not, exactly as the primary saw it
     when it ran the command; the primary's own ``DEL`` removes the key later.
     """
 
-    __slots__ = ("keyspace", "db", "now_ms", "propagate", "changed_keys", "events",
-                 "expired_dels", "replica", "applying", "flushed", "reply", "propagated")
+    __slots__ = ("keyspace", "db", "now_ms", "propagate", "changed_keys", "changed_elsewhere",
+                 "read_elsewhere", "events", "expired_dels", "replica", "applying", "flushed",
+                 "reply", "propagated")
 
     def __init__(self, keyspace: "Keyspace", db: Database, now_ms: int, replica: bool = False,
                  applying: bool = False):
@@ -65,6 +69,8 @@ class Context:
         self.now_ms = now_ms
         self.propagate = None
         self.changed_keys: list = []
+        self.changed_elsewhere: list = []
+        self.read_elsewhere: list = []
         self.events: list = []
         self.expired_dels: list = []
         self.replica = replica
@@ -138,11 +144,14 @@ class Context:
 class Outcome:
     """The result of executing one command: its reply and its effects."""
 
-    __slots__ = ("reply", "changed_keys", "propagate", "events", "flushed_dbs")
+    __slots__ = ("reply", "changed_keys", "propagate", "events", "flushed_dbs",
+                 "changed_elsewhere")
 
-    def __init__(self, reply, changed_keys, propagate, events, flushed_dbs=()):
+    def __init__(self, reply, changed_keys, propagate, events, flushed_dbs=(),
+                 changed_elsewhere=()):
         self.reply = reply
         self.changed_keys = changed_keys
+        self.changed_elsewhere = changed_elsewhere  # (db id, key) in other databases
         self.propagate = propagate      # list of argv, in order; empty if nothing changed
         self.events = events            # (class char, event name, db id, key)
         self.flushed_dbs = flushed_dbs  # ids of the databases a flush emptied
@@ -164,7 +173,8 @@ class Keyspace:
     def run(self, spec: CommandSpec, argv: list, db: int, now_ms: int, replica: bool = False) -> Outcome:
         """Execute a looked-up keyspace command; arity is the caller's to check."""
         ctx = self.run_context(spec, argv, db, now_ms, replica)
-        return Outcome(ctx.reply, ctx.changed_keys, ctx.propagated, ctx.events, ctx.flushed)
+        return Outcome(ctx.reply, ctx.changed_keys, ctx.propagated, ctx.events, ctx.flushed,
+                       ctx.changed_elsewhere)
 
     def run_context(self, spec: CommandSpec, argv: list, db: int, now_ms: int,
                     replica: bool = False) -> Context:
