@@ -7,74 +7,11 @@ equal, errors included, word for word. Keyspace events are compared too.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-
 import pytest
-import redis
 
-import workbench as wb
-from conftest import require_binary
+from differential_helpers import both, keyspace_events, redis_server, run_side_by_side  # noqa: F401
 
 pytestmark = pytest.mark.compat
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [require_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port, socket_timeout=5)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                assert proc.poll() is None, "redis-server exited"
-                time.sleep(0.05)
-        client.close()
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-@pytest.fixture
-def both(redis_server):
-    """One connection to a fresh workbench node and one to the emptied redis-server."""
-    with wb.Cluster(mode="async", nodes=1) as cluster:
-        ours = redis.Redis(port=cluster.nodes[0].port, single_connection_client=True,
-                           socket_timeout=5)
-        theirs = redis.Redis(port=redis_server, single_connection_client=True, socket_timeout=5)
-        theirs.flushall()
-        theirs.config_set("notify-keyspace-events", "")
-        yield ours, theirs
-        ours.close()
-        theirs.close()
-
-
-def outcome(client, command: str):
-    try:
-        return client.execute_command(*command.split())
-    except redis.ResponseError as err:
-        return ("error", str(err))
-
-
-def run_side_by_side(ours, theirs, script: list[str]) -> None:
-    for command in script:
-        assert outcome(ours, command) == outcome(theirs, command), command
 
 
 CROSS_DB = [
@@ -99,32 +36,6 @@ CROSS_DB = [
 @pytest.mark.parametrize("script", [CROSS_DB], ids=["move-copy-swapdb"])
 def test_the_same_replies_as_redis_server(both, script):
     run_side_by_side(*both, script)
-
-
-def keyspace_events(client, script: list[str]) -> list:
-    """The keyspace events ``script`` fires, as a second connection receives them."""
-    client.config_set("notify-keyspace-events", "KEA")
-    watcher = redis.Redis(port=client.connection_pool.connection_kwargs["port"], socket_timeout=5)
-    pubsub = watcher.pubsub()
-    pubsub.psubscribe("__key*@*")
-    pubsub.subscribe("end-of-script")
-    for command in script:
-        outcome(client, command)
-    client.execute_command("PUBLISH", "end-of-script", "x")   # everything before it arrived
-    events, deadline = [], time.monotonic() + 10
-    try:
-        while time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=0.5)
-            if message is None:
-                continue
-            if message["type"] == "message":
-                return events
-            if message["type"] == "pmessage":
-                events.append((message["channel"], message["data"]))
-        raise AssertionError(f"the end-of-script marker never arrived; got {events}")
-    finally:
-        pubsub.close()
-        watcher.close()
 
 
 def test_the_same_keyspace_events_as_redis_server(both):
