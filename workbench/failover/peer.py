@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ..resp import NEED_MORE, ReplyReader, encode_command
+from ..replication.wire import next_reply
+from ..resp import ReplyReader, encode_command
 
 
 class PeerClient:
@@ -33,14 +34,7 @@ class PeerClient:
             self._reader, self._writer = await asyncio.open_connection(host, port)
             self._replies = ReplyReader()
         self._writer.write(encode_command(argv))
-        while True:
-            value = self._replies.get()
-            if value is not NEED_MORE:
-                return value
-            data = await self._reader.read(65536)
-            if not data:
-                raise EOFError("peer closed the connection")
-            self._replies.feed(data)
+        return await next_reply(self._reader, self._replies)
 
     def close(self) -> None:
         if self._writer is not None:

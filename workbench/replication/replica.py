@@ -19,6 +19,7 @@ import asyncio
 import time
 
 from ..resp import NEED_MORE, ReplyError, ReplyReader, RequestParser, encode_command
+from .wire import next_reply
 
 
 class LinkError(Exception):
@@ -102,15 +103,12 @@ class ReplicaLink:
 
         async def ask(*argv):
             writer.write(encode_command(list(argv)))
-            while True:
-                value = replies.get()
-                if value is not NEED_MORE:
-                    return value
-                data = await asyncio.wait_for(reader.read(65536), timeout)
-                if not data:
-                    raise LinkError("connection closed by primary")
-                self.last_io = time.monotonic()
-                replies.feed(data)
+            try:
+                reply = await next_reply(reader, replies, timeout)
+            except EOFError:
+                raise LinkError("connection closed by primary") from None
+            self.last_io = time.monotonic()
+            return reply
 
         self._set_status("handshake")
         pong = await ask(b"PING")
