@@ -36,6 +36,17 @@ def random_command(rng: random.Random) -> list:
         [b"SPOP", k], [b"SPOP", k, n],
         [b"GET", k], [b"TTL", k], [b"EXISTS", k, k2], [b"LRANGE", k, b"0", b"-1"],
         [b"HGETALL", k], [b"SMEMBERS", k], [b"KEYS", b"k*"], [b"SCAN", b"0"], [b"RANDOMKEY"],
+        [b"LSET", k, n, v], [b"LSET", k, b"-1", v],
+        [b"LTRIM", k, n, b"%d" % rng.randrange(-4, 4)],
+        [b"LREM", k, b"%d" % rng.randrange(-2, 3), n],
+        [b"LINSERT", k, rng.choice([b"BEFORE", b"AFTER"]), n, v],
+        [b"LPOS", k, n, b"RANK", b"-1", b"COUNT", n],
+        [b"LMOVE", k, k2, rng.choice([b"LEFT", b"RIGHT"]), rng.choice([b"LEFT", b"RIGHT"])],
+        [b"RPOPLPUSH", k, k2], [b"RPUSH", k, n, v, n],
+        [b"SMOVE", k, k2, v], [b"SINTERSTORE", k, k2, k], [b"SUNIONSTORE", k2, k],
+        [b"SUNIONSTORE", k2, k, k2], [b"SDIFFSTORE", k, k2, k], [b"SDIFFSTORE", k2, k],
+        [b"SINTER", k, k2], [b"SUNION", k, k2], [b"SDIFF", k, k2],
+        [b"SINTERCARD", b"2", k, k2, b"LIMIT", n],
         [b"MOVE", k, b"%d" % rng.randrange(3)], [b"COPY", k, k2],
         [b"COPY", k, k2, b"DB", b"%d" % rng.randrange(3), b"REPLACE"],
     ]
@@ -103,7 +114,9 @@ def test_workload_exercises_the_rewritten_forms():
     assert {(b"SPOP", b"SREM"), (b"SPOP", b"DEL"), (b"PEXPIRE", b"PEXPIREAT"),
             (b"EXPIRE", b"DEL"), (b"GET", b"DEL"), (b"INCRBYFLOAT", b"SET"),
             (b"HINCRBYFLOAT", b"HSET"), (b"SETEX", b"SET"), (b"FLUSHALL", b"FLUSHALL"),
-            (b"MOVE", b"MOVE"), (b"COPY", b"COPY"), (b"SWAPDB", b"SWAPDB")} <= effects
+            (b"MOVE", b"MOVE"), (b"COPY", b"COPY"), (b"SWAPDB", b"SWAPDB"),
+            (b"SINTERSTORE", b"SINTERSTORE"), (b"LSET", b"LSET"),
+            (b"LTRIM", b"LTRIM")} <= effects
 
 
 def test_replay_at_the_primarys_own_times_as_a_non_replica():
