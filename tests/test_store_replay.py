@@ -47,6 +47,11 @@ def random_command(rng: random.Random) -> list:
         [b"SUNIONSTORE", k2, k, k2], [b"SDIFFSTORE", k, k2, k], [b"SDIFFSTORE", k2, k],
         [b"SINTER", k, k2], [b"SUNION", k, k2], [b"SDIFF", k, k2],
         [b"SINTERCARD", b"2", k, k2, b"LIMIT", n],
+        [b"SETRANGE", k, n, v], [b"SETRANGE", k, n, b""], [b"GETRANGE", k, b"0", b"-1"],
+        [b"GETEX", k], [b"GETEX", k, b"PX", ms], [b"GETEX", k, b"EX", n],
+        [b"GETEX", k, b"PXAT", ms], [b"GETEX", k, b"EXAT", n], [b"GETEX", k, b"PERSIST"],
+        [b"HRANDFIELD", k, n, b"WITHVALUES"], [b"HSCAN", k, b"0"],
+        [b"SSCAN", k, b"0", b"COUNT", n],
         [b"MOVE", k, b"%d" % rng.randrange(3)], [b"COPY", k, k2],
         [b"COPY", k, k2, b"DB", b"%d" % rng.randrange(3), b"REPLACE"],
     ]
@@ -138,7 +143,7 @@ def test_replay_at_the_primarys_own_times_as_a_non_replica():
 def test_propagated_commands_are_deterministic_forms():
     _, log, _, _, _ = run_workload(11, 2_000)
     names = {cmds[0] for _, batch in log for cmds in batch}
-    assert not names & {b"SPOP", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"SETEX",
+    assert not names & {b"GETEX", b"SPOP", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"SETEX",
                         b"INCRBYFLOAT", b"HINCRBYFLOAT", b"GETSET", b"GETDEL"}
     for _, batch in log:
         for argv in batch:

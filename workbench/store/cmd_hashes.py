@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import zlib
 from decimal import Decimal
 
 from ..resp import OK, Map, ReplyError
 from .cmd_strings import NOT_FLOAT, OVERFLOW, add_floats, float_text, parse_float
-from .keyspace import NOT_INTEGER
+from .keyspace import NOT_INTEGER, SYNTAX
 from .table import command
 from .values import LLONG_MAX, LLONG_MIN, parse_int
 
@@ -165,3 +167,37 @@ def hincrbyfloat(ctx, argv):
     ctx.changed(key, "h", "hincrbyfloat")
     ctx.rewrite_as([b"HSET", key, field, text])
     return text
+
+
+@command("HRANDFIELD", -2, "readonly", 1, 1, 1, group="hash", since="6.2.0")
+def hrandfield(ctx, argv):
+    """Random fields of a hash: distinct for a positive count, repeating for a negative one."""
+    key = argv[1]
+    count = None
+    if len(argv) > 2:
+        count = parse_int(argv[2])
+        if count is None:
+            raise NOT_INTEGER
+        if count == LLONG_MIN:
+            raise ReplyError("ERR value is out of range, value must between "
+                             "-9223372036854775807 and 9223372036854775807")
+        if len(argv) > 4 or (len(argv) == 4 and argv[3].upper() != b"WITHVALUES"):
+            raise SYNTAX
+        if len(argv) == 4 and abs(count) > LLONG_MAX // 2:
+            raise ReplyError("ERR value is out of range")
+    h = ctx.lookup_typed(key, dict)
+    if not h:
+        return None if count is None else []
+    rng = random.Random((zlib.crc32(key) << 40) ^ ctx.now_ms)   # same key and time, same pick
+    fields = list(h)
+    if count is None:
+        return rng.choice(fields)
+    if count >= len(fields):
+        picked = fields                 # the whole hash, in its own order, as Valkey
+    elif count >= 0:
+        picked = rng.sample(fields, count)
+    else:
+        picked = rng.choices(fields, k=-count)
+    if len(argv) == 4:      # WITHVALUES: field, value, field, value ... (RESP2's flat form)
+        return [x for field in picked for x in (field, h[field])]
+    return picked

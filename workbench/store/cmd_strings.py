@@ -14,6 +14,7 @@ _MAX_STRING = 512 * 1024 * 1024     # proto-max-bulk-len
 OVERFLOW = ReplyError("ERR increment or decrement would overflow")
 NOT_FLOAT = ReplyError("ERR value is not a valid float")
 NAN_OR_INF = ReplyError("ERR increment would produce NaN or Infinity")
+STRING_TOO_LONG = ReplyError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 
 
 def invalid_expire(name: str) -> ReplyError:
@@ -139,6 +140,43 @@ def getdel(ctx, argv):
         ctx.changed(key, "g", "del")
         ctx.rewrite_as([b"DEL", key])
     return old
+
+
+@command("GETEX", -2, "write fast", 1, 1, 1, group="string", since="6.2.0")
+def getex(ctx, argv):
+    """Get the value of a key and set or remove its expiry (as PEXPIREAT, DEL or PERSIST)."""
+    unit = raw = None
+    persist = False
+    i = 2
+    while i < len(argv):
+        opt = argv[i].upper()
+        if opt == b"PERSIST" and unit is None:
+            persist = True
+        elif opt in (b"EX", b"PX", b"EXAT", b"PXAT") and unit in (None, opt) and not persist \
+                and i + 1 < len(argv):
+            unit, raw = opt, argv[i + 1]    # Valkey lets a repeated unit override the first
+            i += 1
+        else:
+            raise SYNTAX
+        i += 1
+    key = argv[1]
+    value = ctx.lookup_typed(key, bytes)
+    if value is None:
+        return None
+    if unit is not None:
+        when = _expire_arg(ctx, unit, raw, "getex")
+        if when <= ctx.now_ms and not ctx.replica:     # EXAT/PXAT in the past: the key goes
+            ctx.delete(key)
+            ctx.changed(key, "g", "del")
+            ctx.rewrite_as([b"DEL", key])
+        else:
+            ctx.db.expires[key] = when
+            ctx.changed(key, "g", "expire")
+            ctx.rewrite_as([b"PEXPIREAT", key, b"%d" % when])
+    elif persist and ctx.db.expires.pop(key, None) is not None:
+        ctx.changed(key, "g", "persist")
+        ctx.rewrite_as([b"PERSIST", key])
+    return value
 
 
 @command("MGET", -2, "readonly fast", 1, -1, 1, group="string")
@@ -298,7 +336,7 @@ def append(ctx, argv):
     old = ctx.lookup_typed(key, bytes)
     new = argv[2] if old is None else old + argv[2]
     if len(new) > _MAX_STRING:
-        raise ReplyError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        raise STRING_TOO_LONG
     ctx.set_value(key, new, keep_ttl=True)
     ctx.changed(key, "$", "append")
     return len(new)
@@ -309,3 +347,36 @@ def strlen(ctx, argv):
     """The length of the string value of a key (0 when missing)."""
     value = ctx.lookup_typed(argv[1], bytes)
     return 0 if value is None else len(value)
+
+
+@command("SUBSTR", 4, "readonly", 1, 1, 1, group="string")
+@command("GETRANGE", 4, "readonly", 1, 1, 1, group="string", since="2.4.0")
+def getrange(ctx, argv):
+    """A substring of the string of a key, by inclusive offsets (negative count from the end)."""
+    start, end = _int_arg(argv[2]), _int_arg(argv[3])
+    value = ctx.lookup_typed(argv[1], bytes)
+    if not value or (start < 0 and end < 0 and start > end):
+        return b""
+    size = len(value)
+    start = max(start + size if start < 0 else start, 0)
+    end = max(end + size if end < 0 else end, 0)
+    return value[start:end + 1]
+
+
+@command("SETRANGE", 4, "write denyoom", 1, 1, 1, group="string", since="2.2.0")
+def setrange(ctx, argv):
+    """Overwrite a string from an offset on, padding with zero bytes; return the new length."""
+    key, patch = argv[1], argv[3]
+    offset = _int_arg(argv[2])
+    if offset < 0:
+        raise ReplyError("ERR offset is out of range")
+    old = ctx.lookup_typed(key, bytes)
+    if not patch:
+        return 0 if old is None else len(old)
+    if offset + len(patch) > _MAX_STRING:
+        raise STRING_TOO_LONG
+    old = old or b""
+    new = old[:offset].ljust(offset, b"\0") + patch + old[offset + len(patch):]
+    ctx.set_value(key, new, keep_ttl=True)
+    ctx.changed(key, "$", "setrange")
+    return len(new)
