@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import random
-import zlib
 from decimal import Decimal
 
 from ..resp import OK, Map, ReplyError
 from .cmd_strings import NOT_FLOAT, OVERFLOW, add_floats, float_text, parse_float
 from .keyspace import NOT_INTEGER, SYNTAX
 from .table import command
-from .values import LLONG_MAX, LLONG_MIN, parse_int
+from .values import LLONG_MAX, LLONG_MIN, negatable_count, parse_int
 
 
 def _hash_for_write(ctx, key: bytes) -> dict:
@@ -175,12 +173,7 @@ def hrandfield(ctx, argv):
     key = argv[1]
     count = None
     if len(argv) > 2:
-        count = parse_int(argv[2])
-        if count is None:
-            raise NOT_INTEGER
-        if count == LLONG_MIN:
-            raise ReplyError("ERR value is out of range, value must between "
-                             "-9223372036854775807 and 9223372036854775807")
+        count = negatable_count(argv[2])
         if len(argv) > 4 or (len(argv) == 4 and argv[3].upper() != b"WITHVALUES"):
             raise SYNTAX
         if len(argv) == 4 and abs(count) > LLONG_MAX // 2:
@@ -188,7 +181,7 @@ def hrandfield(ctx, argv):
     h = ctx.lookup_typed(key, dict)
     if not h:
         return None if count is None else []
-    rng = random.Random((zlib.crc32(key) << 40) ^ ctx.now_ms)   # same key and time, same pick
+    rng = ctx.rng(key)
     fields = list(h)
     if count is None:
         return rng.choice(fields)

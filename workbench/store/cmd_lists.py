@@ -8,7 +8,7 @@ from itertools import islice
 from ..resp import NULL_ARRAY, OK, ReplyError
 from .keyspace import NOT_INTEGER, SYNTAX
 from .table import command
-from .values import LLONG_MAX, parse_int
+from .values import negatable_count, parse_int
 
 NO_SUCH_KEY = ReplyError("ERR no such key")
 INDEX_OUT_OF_RANGE = ReplyError("ERR index out of range")
@@ -171,20 +171,11 @@ def ltrim(ctx, argv):
     return OK
 
 
-def _signed_long(raw: bytes) -> int:
-    """An integer in Valkey's -LONG_MAX..LONG_MAX: a count that can be negated."""
-    n = _index_arg(raw)
-    if n < -LLONG_MAX:
-        raise ReplyError(f"ERR value is out of range, value must between {-LLONG_MAX} and "
-                         f"{LLONG_MAX}")
-    return n
-
-
 @command("LREM", 4, "write", 1, 1, 1, group="list")
 def lrem(ctx, argv):
     """Remove count occurrences of an element (from the tail if negative, all if 0)."""
     key, element = argv[1], argv[3]
-    count = _signed_long(argv[2])
+    count = negatable_count(argv[2])
     items = ctx.lookup_typed(key, deque)
     if items is None:
         return 0
@@ -240,7 +231,7 @@ def lpos(ctx, argv):
         if i + 1 >= len(argv) or option not in (b"RANK", b"COUNT", b"MAXLEN"):
             raise SYNTAX
         if option == b"RANK":
-            rank = _signed_long(argv[i + 1])
+            rank = negatable_count(argv[i + 1])
             if rank == 0:
                 raise RANK_ZERO
         elif option == b"COUNT":

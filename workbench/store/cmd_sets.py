@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import random
-import zlib
-
 from ..resp import ReplyError, SetReply
 from .keyspace import NOT_INTEGER, SYNTAX, WRONGTYPE
 from .table import command
-from .values import LLONG_MIN, parse_int
+from .values import negatable_count, parse_int
 
 
 @command("SADD", -3, "write denyoom fast", 1, 1, 1, group="set")
@@ -118,16 +115,11 @@ def srandmember(ctx, argv):
     key = argv[1]
     count = None
     if len(argv) == 3:
-        count = parse_int(argv[2])
-        if count is None:
-            raise NOT_INTEGER
-        if count == LLONG_MIN:
-            raise ReplyError("ERR value is out of range, value must between "
-                             "-9223372036854775807 and 9223372036854775807")
+        count = negatable_count(argv[2])
     members = ctx.lookup_typed(key, set)
     if not members:
         return None if count is None else []
-    rng = random.Random((zlib.crc32(key) << 40) ^ ctx.now_ms)   # same key and time, same pick
+    rng = ctx.rng(key)
     pool = list(members)
     if count is None:
         return rng.choice(pool)

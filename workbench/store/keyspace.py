@@ -17,6 +17,8 @@ Replaying the propagated commands on an empty keyspace rebuilds the same state.
 
 from __future__ import annotations
 
+import random
+import zlib
 from collections import deque
 
 from ..resp import ReplyError
@@ -102,6 +104,11 @@ class Context:
                 self.events.append(("x", "expired", db.id, key))
                 return None
         return value
+
+    def rng(self, key: bytes) -> random.Random:
+        """Randomness for picks from ``key`` (SPOP, SRANDMEMBER, HRANDFIELD): seeded from
+        the key and the command's time, so the same command at the same time picks the same."""
+        return random.Random((zlib.crc32(key) << 40) ^ self.now_ms)
 
     def lookup_typed(self, key: bytes, kind: type):
         value = self.lookup(key)
