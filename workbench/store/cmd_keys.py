@@ -84,6 +84,20 @@ def _scan_position(key: bytes) -> int:
     return zlib.crc32(key)
 
 
+def scan_step(elements, cursor: int, count: int):
+    """The next cursor (0 at the end) and the elements at ``count`` places from ``cursor``."""
+    ahead = [(place, e) for e in elements if (place := _scan_position(e)) >= cursor]
+    if not ahead:
+        return 0, []
+    places = [place for place, _ in ahead]
+    if count >= len(places):
+        return 0, [e for _, e in ahead]
+    # elements sharing a place are returned together, so the next cursor can skip past it
+    last = heapq.nsmallest(count, places)[-1]
+    more = any(place > last for place in places)
+    return (last + 1 if more else 0), [e for place, e in ahead if place <= last]
+
+
 @command("SCAN", -2, "readonly keyspace", 0, 0, 0, since="2.8.0")
 def scan(ctx, argv):
     """Iterate the keys incrementally: a cursor, then up to COUNT keys' worth of work."""
@@ -111,17 +125,11 @@ def scan(ctx, argv):
             raise SYNTAX
         i += 2
     db, now = ctx.db, ctx.now_ms
-    ahead = [(pos, key) for key in db.data if (pos := _scan_position(key)) >= cursor]
-    if not ahead:
-        return [b"0", []]
-    # Keys sharing a position are returned together, so the next cursor can skip past it.
-    last = heapq.nsmallest(count, (pos for pos, _ in ahead))[-1]
-    batch = [key for pos, key in ahead if pos <= last]
-    more = any(pos > last for pos, _ in ahead)
+    cursor, batch = scan_step(db.data, cursor, count)
     found = [key for key in batch
              if (matches is None or matches(key)) and _live(db, key, now)
              and (want_type is None or TYPE_NAMES[type(db.data[key])] == want_type)]
-    return [b"%d" % (last + 1) if more else b"0", found]
+    return [b"%d" % cursor, found]
 
 
 @command("DBSIZE", 1, "readonly fast keyspace", 0, 0, 0)

@@ -13,10 +13,8 @@ a missing key answers an empty scan whatever follows its cursor.
 
 from __future__ import annotations
 
-import heapq
-
 from ..resp import ReplyError
-from .cmd_keys import _scan_position
+from .cmd_keys import scan_step
 from .glob import compile_glob
 from .keyspace import NOT_INTEGER, SYNTAX
 from .table import command
@@ -52,20 +50,6 @@ def scan_options(argv, first: int):
         else:
             matches = None if argv[i + 1] == b"*" else compile_glob(argv[i + 1])
     return count, matches
-
-
-def scan_step(elements, cursor: int, count: int):
-    """The next cursor (0 at the end) and the elements at ``count`` places from ``cursor``."""
-    ahead = [(place, e) for e in elements if (place := _scan_position(e)) >= cursor]
-    if not ahead:
-        return 0, []
-    places = [place for place, _ in ahead]
-    if count >= len(places):
-        return 0, [e for _, e in ahead]
-    # elements sharing a place are returned together, so the next cursor can skip past it
-    last = heapq.nsmallest(count, places)[-1]
-    more = any(place > last for place in places)
-    return (last + 1 if more else 0), [e for place, e in ahead if place <= last]
 
 
 def _scan(ctx, argv, kind: type):
