@@ -736,6 +736,42 @@ def test_install_snapshot_to_lagging_follower():
     assert net.state["c"] == net.state["a"]
 
 
+def test_new_leader_with_a_compacted_log_sends_no_snapshot_to_followers_that_hold_it():
+    """Reproduction: every node compacts its log up to its last index (an idle shard);
+    then b is elected. b started each follower at next = last_index (inside its snapshot)
+    instead of the paper's last_index + 1, so it sent InstallSnapshot to a and c -- a full
+    state transfer per election -- although both already held that very snapshot."""
+    net = Net("abc")
+    a = net.elect("a")
+    for i in range(5):
+        a.propose(b"x%d" % i)
+    net.tick(2)                                     # followers learn the commit index
+    for name, n in net.nodes.items():
+        assert n.applied_index == n.last_index == a.last_index
+        n.compact(n.applied_index, encode_state(net.state[name]))
+    net.drain()
+    mark = len(net.sent)
+    a.transfer_leadership("b")
+    net.drain()
+    b = net.nodes["b"]
+    assert b.role is Role.LEADER
+    b.propose(b"after")
+    net.tick(3)
+    assert net.sent_since(mark, InstallSnapshot) == []
+    assert net.state["a"][-1] == net.state["c"][-1] == b"after"
+
+
+def test_peer_added_later_still_starts_at_the_leaders_last_index():
+    """A learner added to an idle shard must be probed at once (next = last index), the
+    case the first-probe rule exists for; only a new leader's existing peers start one past."""
+    net = Net("abc")
+    a = net.elect("a")
+    net.start("d")
+    a.propose_membership(ConfigChange("add_learner", "d"))
+    net.tick(2)
+    assert net.nodes["d"].last_index == a.last_index
+
+
 def test_lost_snapshot_is_resent_after_an_election_timeout():
     net = Net("abc")
     a = net.elect("a")

@@ -38,21 +38,37 @@ MODE_CONFIGS = {
     "aof": {"appendonly": "yes", "appendfsync": "always", "aof-write-behind": "yes"},
 }
 PLANNED_MODES = ("sync", "raft")
+# Modes whose promise holds for one node only. `aof`'s commit gate waits for the local
+# fsync; replicas under it would be asynchronous, and a failover would erase writes the
+# gate had acknowledged. Refusing is better than a mode name that promises more than it keeps.
+SINGLE_NODE_MODES = ("aof",)
+SINGLE_NODE_ADVICE = (
+    "mode 'aof' is a single node: its commit gate waits for the local fsync only, so "
+    "replicas under it would be asynchronous and a failover would erase acknowledged "
+    "writes. For replicas that share the promise use mode 'sync' or 'raft' (planned); for "
+    "Valkey's own 'AOF plus asynchronous replicas' use mode='async', appendfsync='always'")
 CLUSTER_KEYWORDS = ("down_after_ms",)
 
 
 class Cluster:
-    """``nodes`` real servers in ``mode``; ``data_dir=None`` uses a fresh temp dir."""
+    """``nodes`` real servers in ``mode``; ``data_dir=None`` uses a fresh temp dir.
 
-    def __init__(self, mode: str = "async", nodes: int = 3, data_dir: str | None = None, *,
+    ``nodes=None`` takes the mode's usual size: one node for ``aof``, three otherwise.
+    """
+
+    def __init__(self, mode: str = "async", nodes: int | None = None, data_dir: str | None = None, *,
                  down_after_ms: int = 1000, **configs):
         if mode not in MODE_CONFIGS:
             known = ", ".join(repr(m) for m in MODE_CONFIGS)
             later = ", ".join(repr(m) for m in PLANNED_MODES)
             raise ValueError(f"unknown mode {mode!r}; accepted: {known} "
                              f"(planned, not yet available: {later})")
+        if nodes is None:
+            nodes = 1 if mode in SINGLE_NODE_MODES else 3
         if not isinstance(nodes, int) or not 1 <= nodes <= 9:
             raise ValueError(f"nodes must be an integer from 1 to 9, not {nodes!r}")
+        if mode in SINGLE_NODE_MODES and nodes != 1:
+            raise ValueError(f"nodes={nodes}: {SINGLE_NODE_ADVICE}")
         if int(down_after_ms) < 100:
             raise ValueError("down_after_ms must be at least 100")
         try:

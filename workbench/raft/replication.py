@@ -63,18 +63,23 @@ class Replication:
         self._transferee = None
         self._heartbeat_elapsed = 0
         self._election_elapsed = 0
-        self._sync_progress()
+        self._sync_progress(next_index=self._log.last_index + 1)
 
-    def _sync_progress(self) -> None:
-        """One Progress per other member of the configuration in force."""
+    def _sync_progress(self, next_index: int | None = None) -> None:
+        """One Progress per other member of the configuration in force.
+
+        A new leader starts every follower one past its last entry (the paper's nextIndex,
+        etcd's becomeLeader): the NOOP it appends next is the probe, so a follower that
+        already holds a snapshot covering the leader's whole log is not sent it again.
+        A peer added later starts *at* the last index instead: a probe carrying the last
+        entry is due at once, so a learner added to an idle shard starts catching up.
+        """
         members = self._log.membership.members - {self._id}
         for peer in [peer for peer in self._progress if peer not in members]:
             del self._progress[peer]
+        start = next_index if next_index is not None else max(1, self._log.last_index)
         for peer in sorted(members - self._progress.keys()):
-            # next = our last index, not one past it: a probe carrying the last entry is due
-            # at once, so a learner added to an idle shard starts catching up (as etcd).
-            self._progress[peer] = Progress(max(1, self._log.last_index),
-                                            self._config.max_inflight_messages)
+            self._progress[peer] = Progress(start, self._config.max_inflight_messages)
         if self._transferee is not None and self._transferee not in self._log.membership.voters:
             self._transferee = None
 
