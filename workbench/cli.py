@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -19,25 +20,102 @@ import threading
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _int_at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (argparse exits 2 otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
+
+
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
+# Settings the cluster gives each node itself: a --config for them would make the nodes
+# collide (one port for all) or leave the cluster's own layout.
+MANAGED_CONFIGS = ("port", "bind", "dir")
+
+
+def _configs(items) -> dict:
+    """``--config NAME=VALUE`` items -> Cluster keywords; ValueError says what is wrong."""
+    configs = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--config takes NAME=VALUE, not {item!r}")
+        keyword = name.strip().replace("-", "_")
+        if keyword in MANAGED_CONFIGS:
+            raise ValueError(f"--config {name}: the cluster sets {name} for each node itself")
+        configs[keyword] = value
+    return configs
+
+
+def _output_path(path: str | None, flag: str) -> None:
+    """Refuse, before anything runs, an output file that could not be written later."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path}: is a directory")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{flag} {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"{flag} {path}: not writable")
+
+
+def _data_dir_line(data_dir: str | None, existed: bool) -> str:
+    """Where the cluster keeps its files, and what happens to them when it stops."""
+    if data_dir is None:
+        return ("in a fresh temporary directory, deleted when the cluster stops "
+                "(--data-dir DIR keeps the files)")
+    if existed:
+        return "in the existing directory given by --data-dir: the nodes start from what it holds; kept"
+    return "in a new directory made for --data-dir; kept when the cluster stops"
+
+
 def _cluster(args) -> int:
     from .cluster import Cluster
-    configs = {}
-    for item in args.config or []:
-        if "=" not in item:
-            print(f"--config takes NAME=VALUE, not {item!r}", file=sys.stderr)
-            return 2
-        name, value = item.split("=", 1)
-        configs[name.replace("-", "_")] = value
+    from .storage import AofError
+    try:
+        configs = _configs(args.config)
+        if args.data_dir is not None and os.path.exists(args.data_dir) \
+                and not os.path.isdir(args.data_dir):
+            raise ValueError(f"--data-dir {args.data_dir}: not a directory")
+    except ValueError as err:
+        print(f"workbench cluster: {err}", file=sys.stderr)
+        return 2
+    existed = args.data_dir is not None and os.path.isdir(args.data_dir)
     try:
         cluster = Cluster(mode=args.mode, nodes=args.nodes, data_dir=args.data_dir,
                           down_after_ms=args.down_after_ms, **configs)
     except ValueError as err:
         print(f"workbench cluster: {err}", file=sys.stderr)
         return 2
+    except AofError as err:                  # a damaged AOF: refuse to start, say where
+        print(f"workbench cluster: {err}", file=sys.stderr)
+        return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        print(f"{args.mode} cluster of {args.nodes} node(s), data in {cluster.data_dir}")
+        settings = "".join(f", {k}={v}" for k, v in configs.items())
+        print(f"{args.mode} cluster of {len(cluster.nodes)} node(s){settings}")
+        print(f"data in {cluster.data_dir}: {_data_dir_line(args.data_dir, existed)}")
         for node in cluster.nodes:
             print(f"  {node.name}  127.0.0.1:{node.port}  {node.role}"
                   f"    redis-cli -p {node.port}")
@@ -58,7 +136,9 @@ def _cluster(args) -> int:
 
 def _check_aof(args) -> int:
     from .storage import check_aof
-    return check_aof.main((["--fix"] if args.fix else []) + [args.file])
+    return check_aof.main((["--fix"] if args.fix else [])
+                          + ([f"--databases={args.databases}"] if args.databases else [])
+                          + [args.file])
 
 
 def _shootout(args) -> int:
@@ -66,13 +146,18 @@ def _shootout(args) -> int:
     from .history import report, shootout
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     try:
-        shootout.validate(modes, args.schedule, args.workload)
+        configs = _configs(args.config)
+        shootout.validate(modes, args.schedule, args.workload, nodes=args.nodes,
+                          duration=args.duration, clients=args.clients, seed=args.seed,
+                          configs=configs)
+        _output_path(args.json, "--json")
+        _output_path(args.html, "--html")
     except ValueError as err:
         print(f"workbench shootout: {err}", file=sys.stderr)
         return 2
     results = shootout.run(modes, args.schedule, seed=args.seed, duration=args.duration,
                            workload=args.workload, nodes=args.nodes, clients=args.clients,
-                           progress=not args.quiet)
+                           progress=not args.quiet, configs=configs)
     print(report.table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
@@ -81,7 +166,11 @@ def _shootout(args) -> int:
     if args.html:
         report.html(results, args.html)
         print(f"HTML report written to {args.html}")
-    return 0
+    failed = [r["mode"] for r in results if "error" in r]
+    if failed:
+        print(f"workbench shootout: {', '.join(failed)} did not finish (see the notes)",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _raft_campaign(args) -> int:
@@ -110,19 +199,24 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("cluster", help="run a cluster in this terminal")
-    p.add_argument("--mode", default="async")
-    p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--mode", default="async", help="async or aof")
+    p.add_argument("--nodes", type=_positive_int, default=None,
+                   help="how many nodes (default: the mode's size, 1 for aof, 3 otherwise)")
+    p.add_argument("--data-dir", default=None,
+                   help="keep the nodes' files here (default: a temporary directory, "
+                        "deleted when the cluster stops)")
     p.add_argument("--down-after-ms", type=int, default=1000)
     p.add_argument("--config", action="append", metavar="NAME=VALUE",
                    help="a node config, e.g. --config appendfsync=always (repeatable)")
-    p.add_argument("--duration", type=float, default=None,
+    p.add_argument("--duration", type=_seconds, default=None,
                    help="stop by itself after this many seconds")
     p.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
     p.set_defaults(run=_cluster)
 
     p = sub.add_parser("check-aof", help="check an append-only file, like valkey-check-aof")
     p.add_argument("--fix", action="store_true", help="cut the file back to its valid part")
+    p.add_argument("--databases", type=int, metavar="N",
+                   help="the node's databases setting: SELECT must stay below it")
     p.add_argument("file")
     p.set_defaults(run=_check_aof)
 
@@ -131,10 +225,17 @@ def main(argv=None) -> int:
     p.add_argument("--schedule", default="split-brain",
                    help="a preset (split-brain, power-loss, ...) or 'random' (uses --seed)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of workload per mode")
-    p.add_argument("--workload", default="set", help="register, set or counter")
-    p.add_argument("--nodes", type=int, default=3, help="nodes for replicated modes")
-    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--duration", type=_seconds, default=20.0,
+                   help="seconds of workload per mode")
+    p.add_argument("--workload", default="set",
+                   help="register, cas-register, set or counter (linearizability is "
+                        "checked for the two registers)")
+    p.add_argument("--nodes", type=_positive_int, default=None,
+                   help="nodes of each replicated mode (default 3); aof is always one node")
+    p.add_argument("--clients", type=_positive_int, default=4)
+    p.add_argument("--config", action="append", metavar="NAME=VALUE",
+                   help="a Cluster keyword for every node of every mode, e.g. "
+                        "--config appendfsync=always (repeatable; recorded in the JSON)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
     p.add_argument("--html", default=None, metavar="PATH", help="also write an HTML report")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -142,9 +243,9 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("raft-campaign",
                        help="randomized fault campaign for the Raft core in the simulator")
-    p.add_argument("--seeds", type=int, default=400, help="how many seeds to run")
-    p.add_argument("--steps", type=int, default=60, help="fault steps per seed")
-    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--seeds", type=_positive_int, default=400, help="how many seeds to run")
+    p.add_argument("--steps", type=_positive_int, default=60, help="fault steps per seed")
+    p.add_argument("--first-seed", type=_non_negative_int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_raft_campaign)
 

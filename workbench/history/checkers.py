@@ -9,7 +9,9 @@ completion (see ``model.py``). Jepsen's three outcomes are the heart of every ru
           accept both possibilities and must never count an info operation as lost.
 
 Keys are typed by what was done to them: a key with ``add`` operations is a set (or list)
-of unique elements, one with ``incr`` a counter, any other a register of unique strings.
+of unique elements, one with ``incr`` a counter, one with ``write``/``cas`` a register of
+unique strings; a key nobody updated is typed by what its reads returned (an empty set
+read back is a set, not a register value nobody wrote).
 ``final`` maps each key to its value read back after the faults healed (a missing key is
 empty); without it, the last ok ``final-read`` of each key in the history is used.
 
@@ -17,15 +19,25 @@ The anomalies:
 
     lost write      an ok write is not in the final state: an ok add whose element is
                     missing, a register whose final value was written before the ok write
-                    even began (or is empty), a counter below the sum of its ok increments;
+                    (or cas) even began (or is empty), a counter below its ok increments;
     aborted read    a read saw the effect of a failed write (Jepsen's G1a; Redis-Raft #23);
     dirty read      a read saw a value that never durably existed: written by a failed
-                    write, by no write at all, or an unacknowledged element that later
-                    vanished from the final state;
+                    write, by no write at all, or erased later (an element missing from the
+                    final state, acknowledged or not; a register value written after the
+                    final value's write completed; a counter above its final value);
     stale read      a register read returned a value already overwritten, in real time,
                     by a write that completed before the read began;
-    not linearizable  no total order of the register operations respects real time and
-                    register semantics (a Wing-Gong / Porcupine search, in ``linearizability.py``).
+    not linearizable  no total order of the register operations (read, write, cas)
+                    respects real time and register semantics (a Wing-Gong / Porcupine
+                    search, in ``linearizability.py``).
+
+What is checked, by kind of key:
+
+    register  lost writes, aborted / dirty / stale reads, linearizability;
+    set/list  lost acknowledged adds, aborted reads, dirty reads. Not linearizability, and
+              not the order of a list: only which elements each read saw;
+    counter   lost increments (final below the ok ones), dirty reads (above every
+              increment that did not fail, or above the final value).
 
 Every verdict says ``valid`` True, False, or None (unknown: e.g. the search ran out of time),
 and points at op indices of the history. The checkers are pure; the only clock read is the
@@ -35,11 +47,11 @@ linearizability search's time budget.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import defaultdict
+from collections import Counter
 from typing import Any
 
 from .linearizability import linearizable
-from .model import ADD, FAIL, INCR, INFO, OK, WRITE, History, Operation
+from .model import CAS, FAIL, INCR, INFO, OK, UPDATES, WRITE, History, Operation
 from .verdict import (COUNTER, REGISTER, SET, Verdict, anomaly, by_key, final_state,
                       key_kind, make_verdict, ok_reads, updates_by_value)
 
@@ -59,7 +71,7 @@ def lost_writes(history: History, final: dict[str, Any] | None = None) -> Verdic
     counts = {"ok": 0, "info": 0, "fail": 0, "recovered": 0}
     for key, ops in sorted(by_key(history).items()):
         for op in ops:
-            if op.f in (WRITE, ADD, INCR):
+            if op.f in UPDATES:
                 counts[op.type] += 1
         check = {SET: _set_lost, COUNTER: _counter_lost}.get(key_kind(ops), _register_lost)
         found += check(key, ops, final.get(key), counts)
@@ -110,7 +122,7 @@ def _register_lost(key, ops, value, counts) -> list[dict]:
                          "from a write that failed", value=value)]
     found = []
     for w in ops:
-        if w.f != WRITE or w.type != OK or w is writer:
+        if w.f not in (WRITE, CAS) or w.type != OK or w is writer:
             continue
         if writer is None:
             why = "the key is empty"
@@ -119,78 +131,132 @@ def _register_lost(key, ops, value, counts) -> list[dict]:
         else:
             continue            # the final writer may have legitimately overwritten w
         found.append(anomaly("lost-write", key, [w] + ([writer] if writer else []),
-                              f"write {w.value!r} was acknowledged, but in the final "
-                              f"state {why}", value=w.value))
+                              f"{w.f} {w.written!r} was acknowledged, but in the final "
+                              f"state {why}", value=w.written))
     return found
 
 
 # -- reads ----------------------------------------------------------------------------------
 
-def _read_values(op: Operation, kind: str) -> tuple:
-    """What a read observed, as a tuple of values/elements (registers: the value, if any)."""
+def _read_values(op: Operation, kind: str):
+    """What a read observed, as values/elements (registers: the value, if any)."""
     if kind == SET:
-        return tuple(op.value or ())
+        return op.value or ()
     return () if op.value is None else (op.value,)
 
 
 def _observed(history: History, kinds=(REGISTER, SET)):
-    """Yield (key, kind, writers, {value: [reads that saw it]}) for keys of the given kinds."""
+    """Yield (key, kind, writers, reads, {value: how many reads saw it}) per key.
+
+    Counting (in C, through ``Counter.update``) rather than listing the reads of every
+    element keeps this linear in what was read: a set read sees thousands of elements.
+    """
     for key, ops in sorted(by_key(history).items()):
         kind = key_kind(ops)
         if kind not in kinds:
             continue
-        seen: dict[Any, list[Operation]] = defaultdict(list)
-        for read in ok_reads(ops):
-            for v in _read_values(read, kind):
-                seen[v].append(read)
-        yield key, kind, updates_by_value(ops), seen
+        reads = ok_reads(ops)
+        seen: Counter = Counter()
+        for read in reads:
+            seen.update(_read_values(read, kind))
+        yield key, kind, updates_by_value(ops), reads, seen
 
 
-def _read_anomaly(kind, key, value, writes, reads, message) -> dict:
-    return anomaly(kind, key, writes + reads[:5], message, value=value, reads=len(reads))
+def _read_anomalies(name, key, kind, reads, seen, found: dict[Any, tuple]) -> list[dict]:
+    """One anomaly per value in ``found`` (value -> (writer or None, why)), each pointing at
+    the writer and the first five reads that saw the value."""
+    first: dict[Any, list[Operation]] = {value: [] for value in found}
+    suspects = set(found)
+    for read in reads:
+        for value in suspects.intersection(_read_values(read, kind)):
+            first[value].append(read)
+            if len(first[value]) == 5:
+                suspects.discard(value)
+        if not suspects:
+            break
+    out = []
+    for value, (writer, why) in found.items():
+        writes = [writer] if writer is not None else []
+        out.append(anomaly(name, key, writes + first[value], f"{seen[value]} read(s) of "
+                           f"{key!r} saw {value!r}, {why}", value=value, reads=seen[value]))
+    return out
 
 
 def aborted_reads(history: History) -> Verdict:
     """Reads that saw the effect of a failed write (G1a)."""
     anomalies = []
-    for key, _, writers, seen in _observed(history):
-        for value, reads in seen.items():
-            w = writers.get(value)
-            if w is not None and w.type == FAIL:
-                anomalies.append(_read_anomaly("aborted-read", key, value, [w], reads,
-                                               f"{len(reads)} read(s) of {key!r} saw {value!r}, "
-                                               "written by a write that failed"))
+    for key, kind, writers, reads, seen in _observed(history):
+        found = {value: (writers[value], "written by a write that failed")
+                 for value in seen if value in writers and writers[value].type == FAIL}
+        anomalies += _read_anomalies("aborted-read", key, kind, reads, seen, found)
     return make_verdict("aborted-reads", anomalies)
 
 
 def dirty_reads(history: History, final: dict[str, Any] | None = None) -> Verdict:
-    """Reads of values that never durably existed (failed, never written, or vanished)."""
+    """Reads of values that never durably existed: written by a failed write, by no write,
+    or erased later -- a set element missing from the final state, a register value
+    written after the final value's write had completed, a counter above its final value.
+
+    The erased ones need a final state (``final``, or final reads in the history), and a
+    read that reached the node which later lost the writes (e.g. the cut-off primary of a
+    split brain) while it still held them.
+    """
     final = final if final is not None else final_state(history)
     anomalies = []
-    for key, kind, writers, seen in _observed(history):
-        present = set(final.get(key) or ()) if final is not None and kind == SET else None
-        for value, reads in seen.items():
+    for key, kind, writers, reads, seen in _observed(history):
+        erased = _erased(kind, key, writers, final)
+        found = {}
+        for value in seen:
             w = writers.get(value)
             if w is None:
-                why = "which no write ever wrote"
+                found[value] = (None, "which no write ever wrote")
             elif w.type == FAIL:
-                why = "written by a write that failed"
-            elif w.type == INFO and present is not None and value not in present:
-                why = "from an unacknowledged add that is gone from the final state"
-            else:
-                continue
-            anomalies.append(_read_anomaly("dirty-read", key, value, [w] if w else [], reads,
-                                           f"{len(reads)} read(s) of {key!r} saw {value!r}, "
-                                           f"{why}"))
+                found[value] = (w, "written by a write that failed")
+            elif erased(value, w):
+                how = "an acknowledged" if w.type == OK else "an unacknowledged"
+                found[value] = (w, f"from {how} {w.f} that is gone from the final state")
+        anomalies += _read_anomalies("dirty-read", key, kind, reads, seen, found)
     for key, ops in sorted(by_key(history).items()):
         if key_kind(ops) == COUNTER:
-            high = sum(max(op.value or 1, 0) for op in ops if op.f == INCR and op.type != FAIL)
-            for read in ok_reads(ops):
-                if read.value is not None and read.value > high:
-                    anomalies.append(anomaly("dirty-read", key, [read], f"read of {key!r} "
-                                              f"saw {read.value}, more than every increment "
-                                              f"that did not fail ({high})", value=read.value))
+            anomalies += _counter_dirty(key, ops, final)
     return make_verdict("dirty-reads", anomalies, {"final": final is not None})
+
+
+def _erased(kind, key, writers, final):
+    """``erased(value, writer)``: did the final state lose this read value?"""
+    if final is None:
+        return lambda value, w: False
+    if kind == SET:
+        present = set(final.get(key) or ())
+        return lambda value, w: value not in present
+    last = final.get(key)
+    last_writer = writers.get(last)
+    if last is None:                       # the register is empty: every value was erased
+        return lambda value, w: True
+    if last_writer is None or last_writer.type != OK:
+        return lambda value, w: False      # the final value's own story is unclear
+    # written after the final value's write completed, yet not final: rolled back
+    return lambda value, w: value != last and last_writer.end < w.start
+
+
+def _counter_dirty(key, ops, final) -> list[dict]:
+    increments = [op.value or 1 for op in ops if op.f == INCR and op.type != FAIL]
+    high = sum(max(d, 0) for d in increments)
+    last = final.get(key, 0) if final is not None else None
+    monotonic = all(d >= 0 for d in increments)
+    found = []
+    for read in ok_reads(ops):
+        if read.value is None:
+            continue
+        if read.value > high:
+            why = f"more than every increment that did not fail ({high})"
+        elif last is not None and monotonic and read.value > last:
+            why = f"more than the final value {last}: increments it saw were erased"
+        else:
+            continue
+        found.append(anomaly("dirty-read", key, [read], f"read of {key!r} saw {read.value}, "
+                             f"{why}", value=read.value))
+    return found
 
 
 def stale_reads(history: History) -> Verdict:
@@ -204,7 +270,7 @@ def stale_reads(history: History) -> Verdict:
     for key, ops in sorted(by_key(history).items()):
         if key_kind(ops) != REGISTER:
             continue
-        writes = sorted((op for op in ops if op.f == WRITE and op.type == OK),
+        writes = sorted((op for op in ops if op.f in (WRITE, CAS) and op.type == OK),
                         key=lambda op: op.start)
         starts = [w.start for w in writes]
         # first_done[i]: the write among writes[i:] that completed first
@@ -224,9 +290,9 @@ def stale_reads(history: History) -> Verdict:
             if later is not None and later.end < read.start:
                 anomalies.append(anomaly(
                     "stale-read", key, [read, later] + ([w] if w else []),
-                    f"read of {key!r} returned {read.value!r}, but write {later.value!r} "
+                    f"read of {key!r} returned {read.value!r}, but {later.f} {later.written!r} "
                     f"had already replaced it (completed at {later.end:.6g}, read began at "
-                    f"{read.start:.6g})", value=read.value, overwritten_by=later.value))
+                    f"{read.start:.6g})", value=read.value, overwritten_by=later.written))
     return make_verdict("stale-reads", anomalies)
 
 
@@ -237,8 +303,7 @@ def unavailability(history: History) -> Verdict:
     ops = history.pairs()
     if not ops:
         return make_verdict("unavailability", [], {"longest_s": 0.0, "start": None, "end": None})
-    done = sorted(op.completion.time for op in ops if op.f in (WRITE, ADD, INCR)
-                  and op.type == OK)
+    done = sorted(op.completion.time for op in ops if op.f in UPDATES and op.type == OK)
     marks = [history.start_time()] + done + [history.end_time()]
     length, start, end = max((b - a, a, b) for a, b in zip(marks, marks[1:]))
     details = {"longest_s": length, "start": start, "end": end, "ok_writes": len(done),
@@ -248,7 +313,8 @@ def unavailability(history: History) -> Verdict:
 
 def summary(history: History, final: dict[str, Any] | None = None,
             time_limit_s: float = 10.0) -> dict[str, Verdict]:
-    """Every applicable checker, by name."""
+    """Every applicable checker, by name: ``linearizable`` and ``stale-reads`` only when the
+    history has register keys (see the table at the top of this module)."""
     kinds = {key_kind(ops) for ops in by_key(history).values()}
     verdicts = [lost_writes(history, final), dirty_reads(history, final),
                 aborted_reads(history)]

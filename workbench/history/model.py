@@ -12,12 +12,19 @@ A process has at most one outstanding operation. An invoke that never got a comp
 treated as ``info``. A process whose operation ended ``info`` may still have that operation
 in flight, so a recorder should continue with a fresh process id (as Jepsen does).
 
-Operations (``f``) and their values:
+Operations (``f``) and their values; :meth:`History.append` refuses any other ``f``:
 
     write       register write of a unique string          read -> str | None
+    cas         compare-and-set ``(expected, new)``: sets the register to ``new`` (a unique
+                string) only if it holds ``expected``; ``fail`` when the server said the
+                register held something else, ``info`` when nobody knows
     add         add a unique element to a set or list      read -> tuple | frozenset
     incr        add ``value`` (default 1) to a counter      read -> int
     final-read  a read done after the faults healed, as ``read``
+
+A set read may be stored as a sorted tuple of its members rather than a frozenset: the
+checkers only look at which elements a read saw, and a tuple costs a fraction of the memory
+(see ``workloads.Recorder``).
 
 This module is pure: no clocks, no sockets, no threads. Times are given by the recorder
 (``time.monotonic()`` seconds); a recorder with several threads serializes its appends.
@@ -33,9 +40,10 @@ from typing import Any, Iterator, NamedTuple
 
 INVOKE, OK, FAIL, INFO = "invoke", "ok", "fail", "info"
 TYPES = (INVOKE, OK, FAIL, INFO)
-WRITE, READ, ADD, INCR, FINAL_READ = "write", "read", "add", "incr", "final-read"
+WRITE, CAS, READ, ADD, INCR, FINAL_READ = "write", "cas", "read", "add", "incr", "final-read"
 READS = (READ, FINAL_READ)
-UPDATES = (WRITE, ADD, INCR)
+UPDATES = (WRITE, CAS, ADD, INCR)
+FUNCTIONS = (READ, WRITE, CAS, ADD, INCR, FINAL_READ)
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,12 @@ class Operation(NamedTuple):
         return self.completion.value if self.type == OK else None
 
     @property
+    def written(self) -> Any:
+        """The value an update leaves behind: a write's or an add's value, a cas's new one."""
+        value = self.invoke.value
+        return value[1] if self.invoke.f == CAS else value
+
+    @property
     def start(self) -> float:
         return self.invoke.time
 
@@ -135,6 +149,11 @@ class History:
         """Add an op, numbering it; a completion must match the process's outstanding invoke."""
         if op.type not in TYPES:
             raise ValueError(f"unknown op type {op.type!r}")
+        if op.f not in FUNCTIONS:
+            raise ValueError(f"unknown operation f={op.f!r}; accepted: {', '.join(FUNCTIONS)}")
+        if op.f == CAS and op.type == INVOKE and not (isinstance(op.value, (tuple, list))
+                                                       and len(op.value) == 2):
+            raise ValueError(f"a cas invoke's value is (expected, new), not {op.value!r}")
         pending = self._pending.get(op.process)
         if op.type == INVOKE:
             if pending is not None:
@@ -235,7 +254,7 @@ def _decode(value: Any) -> Any:
 
 def simulated_register_history(seed: int, n_ops: int = 200, *, processes: int = 5,
                                keys: int = 2, p_info: float = 0.05, p_fail: float = 0.05,
-                               p_read: float = 0.5) -> History:
+                               p_read: float = 0.5, p_cas: float = 0.0) -> History:
     """A random history of a linearizable register store, for testing checkers.
 
     Each process runs operations back to back with random gaps and latencies; each
@@ -243,10 +262,14 @@ def simulated_register_history(seed: int, n_ops: int = 200, *, processes: int = 
     linearizable by construction). Writes that ``fail`` never take effect; ``info`` writes
     take effect (possibly after the client gave up) or not, at random; info and failed
     reads return nothing. A process whose op ended info continues under a fresh id.
+    A fraction ``p_cas`` of the writes are compare-and-sets expecting one of the key's
+    last few values (or the empty register); one that finds another value at its instant
+    ends ``fail``, as the server would have said, or stays ``info`` without effect.
     """
     rng = random.Random(seed)
     clock = [rng.random() for _ in range(processes)]
     ids = list(range(processes))
+    recent: dict[str, list] = {}
     ops = []       # (start, end, effect_time or None, process, f, key, value, type)
     for n in range(n_ops):
         slot = min(range(processes), key=clock.__getitem__)
@@ -257,26 +280,34 @@ def simulated_register_history(seed: int, n_ops: int = 200, *, processes: int = 
         r = rng.random()
         kind = INFO if r < p_info else FAIL if r < p_info + p_fail else OK
         effect = start + rng.random() * (end - start)
-        if kind == FAIL and f == WRITE or kind == INFO and f == WRITE and rng.random() < 0.5:
+        if kind == FAIL and f != READ or kind == INFO and f != READ and rng.random() < 0.5:
             effect = None
-        elif kind == INFO and f == WRITE:
+        elif kind == INFO and f != READ:
             effect = start + rng.random() * 3 * (end - start)   # maybe after the timeout
-        ops.append([start, end, effect, ids[slot], f, key, f"{key}-v{n}", kind])
+        value = f"{key}-v{n}"
+        if f == WRITE and p_cas and rng.random() < p_cas:
+            f, value = CAS, (rng.choice(recent.get(key, [None])[-3:]), value)
+        if f != READ:
+            recent.setdefault(key, [None]).append(value[1] if f == CAS else value)
+        ops.append([start, end, effect, ids[slot], f, key, value, kind])
         if kind == INFO:
             ids[slot] += processes
     state: dict[str, Any] = {}
     for op in sorted((o for o in ops if o[2] is not None), key=lambda o: o[2]):
-        if op[4] == WRITE:
-            state[op[5]] = op[6]
-        else:
-            op[6] = state.get(op[5])
+        f, key, value = op[4:7]
+        if f == WRITE:
+            state[key] = value
+        elif f == READ:
+            op[6] = state.get(key)
+        elif state.get(key) == value[0]:
+            state[key] = value[1]
+        elif op[7] == OK:
+            op[7] = FAIL
     events = []
     for start, end, _, process, f, key, value, kind in ops:
-        events.append((start, 0, Op(process, INVOKE, f, key, value if f == WRITE else None,
+        events.append((start, 0, Op(process, INVOKE, f, key, None if f == READ else value,
                                     start)))
-        if kind == INFO:
-            value = value if f == WRITE else None
-        elif kind == FAIL and f == READ:
+        if kind == INFO and f == READ or kind == FAIL and f == READ:
             value = None
         events.append((end, 1, Op(process, kind, f, key, value, end)))
     events.sort(key=lambda e: (e[0], e[1]))

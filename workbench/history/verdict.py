@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .model import ADD, FINAL_READ, INCR, OK, READS, WRITE, History, Operation
+from .model import ADD, CAS, FINAL_READ, INCR, OK, READS, WRITE, History, Operation
 
 REGISTER, SET, COUNTER = "register", "set", "counter"
 
@@ -59,8 +59,24 @@ def by_key(history: History) -> dict[str, list[Operation]]:
 
 
 def key_kind(ops: list[Operation]) -> str:
+    """What a key is, by what was done to it; a key nobody updated, by what its reads saw.
+
+    A never-updated key still has a kind: an empty set read back after a run without
+    clients is an empty set, not a register value nobody wrote.
+    """
     fs = {op.f for op in ops}
-    return SET if ADD in fs else COUNTER if INCR in fs else REGISTER
+    if ADD in fs:
+        return SET
+    if INCR in fs:
+        return COUNTER
+    if fs & {WRITE, CAS}:
+        return REGISTER
+    seen = [op.value for op in ops if op.f in READS and op.type == OK and op.value is not None]
+    if any(isinstance(v, (tuple, list, set, frozenset)) for v in seen):
+        return SET
+    if seen and all(isinstance(v, int) and not isinstance(v, bool) for v in seen):
+        return COUNTER
+    return REGISTER
 
 
 def final_state(history: History) -> dict[str, Any] | None:
@@ -71,7 +87,7 @@ def final_state(history: History) -> dict[str, Any] | None:
 
 def updates_by_value(ops: list[Operation]) -> dict[Any, Operation]:
     """Value (or element) -> the update that wrote it; values are unique per key."""
-    return {op.value: op for op in ops if op.f in (WRITE, ADD)}
+    return {op.written: op for op in ops if op.f in (WRITE, CAS, ADD)}
 
 
 def ok_reads(ops: list[Operation]) -> list[Operation]:

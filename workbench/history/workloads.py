@@ -11,9 +11,18 @@ process id, because its old operation may still take effect.
 
 Workloads:
 
-* ``register`` -- ``SET``/``GET`` of unique values on a few keys;
-* ``set``      -- ``SADD`` of unique elements to a few sets (Jepsen's 2013 Redis test);
-* ``counter``  -- ``INCR`` of a few counters.
+* ``register``     -- ``SET``/``GET`` of unique values on a few keys;
+* ``cas-register`` -- reads, writes and compare-and-sets on a few keys (Knossos'
+  ``cas-register``). A cas is ``WATCH k``, ``GET k``, and if the value is the expected
+  one ``MULTI``/``SET k new``/``EXEC``; a different value, or an ``EXEC`` that the server
+  aborted because ``k`` changed after ``WATCH``, is a definite ``fail``;
+* ``set``          -- ``SADD`` of unique elements to a few sets (Jepsen's 2013 Redis test);
+* ``counter``      -- ``INCR`` of a few counters.
+
+A set read is recorded as a sorted tuple of its members whose strings are the very ones
+the adds recorded, and a read equal to the key's previous one shares its tuple: a run's
+reads see the whole set again and again, and frozensets of fresh strings made a 20 s
+shootout grow past 2 GB.
 """
 
 from __future__ import annotations
@@ -27,12 +36,23 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .model import ADD, FINAL_READ, INCR, READ, WRITE, History
+from .model import ADD, CAS, FINAL_READ, INCR, READ, WRITE, History
 
 # Errors that prove the command was refused before it ran: a definite failure.
 DEFINITE_ERRORS = ("READONLY", "NOREPLICAS", "WRONGTYPE", "EXECABORT", "NOAUTH", "LOADING",
                    "MASTERDOWN", "ERR")
-WORKLOADS = ("register", "set", "counter")
+WORKLOADS = ("register", "cas-register", "set", "counter")
+REGISTERS = ("register", "cas-register")
+
+
+class CasRefused(Exception):
+    """The server showed that a cas did not happen: the register held another value, or
+    ``EXEC`` was aborted because the key changed after ``WATCH``. ``current`` is the value
+    the client saw, if any."""
+
+    def __init__(self, message: str, current=None):
+        super().__init__(message)
+        self.current = current
 
 
 class Recorder:
@@ -42,13 +62,28 @@ class Recorder:
         self.history = History()
         self._lock = threading.Lock()
         self._ids = itertools.count()
+        self._elements: dict[str, str] = {}         # one string object per set element
+        self._last_members: dict[str, tuple] = {}   # the last set read of each key
 
     def new_process(self) -> int:
         return next(self._ids)
 
     def invoke(self, process, f, key, value=None, node=None):
         with self._lock:
+            if f == ADD:
+                value = self._elements.setdefault(value, value)
             self.history.invoke(process, f, key, value, time=time.monotonic(), node=node)
+
+    def members(self, key: str, members) -> tuple:
+        """A set read as the checkers need it: a sorted tuple of shared element strings."""
+        ordered = sorted(members)
+        with self._lock:
+            read = tuple(map(self._elements.setdefault, ordered, ordered))
+            last = self._last_members.get(key)
+            if last == read:
+                return last
+            self._last_members[key] = read
+            return read
 
     def complete(self, process, outcome, value=None, error=None, node=None):
         with self._lock:
@@ -85,6 +120,7 @@ class Client(threading.Thread):
         self.conn: redis.Redis | None = None
         self.node: str | None = None
         self.moves = 0
+        self.last_seen: dict[str, str | None] = {}   # cas-register: what to expect per key
 
     def _connect(self) -> bool:
         try:
@@ -97,6 +133,7 @@ class Client(threading.Thread):
             self.moves += self.node is not None
             self.node = primary.name
         self.conn = redis.Redis(host="127.0.0.1", port=primary.port, socket_timeout=self.timeout,
+                                password=getattr(self.cluster, "password", None),
                                 socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
                                 decode_responses=True, protocol=2)
         return True
@@ -110,10 +147,14 @@ class Client(threading.Thread):
 
     def _one_operation(self) -> None:
         key = self.rng.choice(self.keys)
-        f, value = self._choose()
+        f, value = self._choose(key)
         self.recorder.invoke(self.process, f, key, value, node=self.node)
         try:
             result = self._send(f, key, value)
+        except CasRefused as refused:
+            self.last_seen[key] = refused.current
+            self.recorder.complete(self.process, "fail", error=str(refused), node=self.node)
+            return
         except redis.RedisError as err:
             outcome = classify(err)
             self.recorder.complete(self.process, outcome, error=str(err), node=self.node)
@@ -121,13 +162,22 @@ class Client(threading.Thread):
                 self.process = self.recorder.new_process()
             self.conn = None                     # rediscover the primary
             return
+        if self.workload == "cas-register":
+            self.last_seen[key] = result[1] if f == CAS else result
         self.recorder.complete(self.process, "ok", result, node=self.node)
 
-    def _choose(self):
+    def _choose(self, key: str):
         if self.workload == "register":
             if self.rng.random() < 0.5:
                 return READ, None
             return WRITE, f"v{next(self.values)}"
+        if self.workload == "cas-register":
+            r = self.rng.random()
+            if r < 0.4:
+                return READ, None
+            if r < 0.6:
+                return WRITE, f"v{next(self.values)}"
+            return CAS, (self.last_seen.get(key), f"v{next(self.values)}")
         if self.workload == "set":
             if self.rng.random() < 0.1:
                 return READ, None
@@ -145,20 +195,40 @@ class Client(threading.Thread):
 
     def _send_command(self, f, key, value):
         conn = self.conn
-        if self.workload == "register":
+        if self.workload in REGISTERS:
             if f == WRITE:
                 conn.set(key, value)
                 return value
+            if f == CAS:
+                return self._compare_and_set(key, *value)
             return conn.get(key)
         if self.workload == "set":
             if f == ADD:
                 conn.sadd(key, value)
                 return value
-            return frozenset(conn.smembers(key))
+            return self.recorder.members(key, conn.smembers(key))
         if f == INCR:
             conn.incr(key, value)
             return value
         return int(conn.get(key) or 0)
+
+    def _compare_and_set(self, key, expected, new):
+        """WATCH, GET, compare; then MULTI, SET, EXEC, which the server aborts (a nil
+        reply, redis-py's WatchError) if another client changed the key since WATCH."""
+        with self.conn.pipeline(transaction=True) as pipe:
+            pipe.watch(key)
+            current = pipe.get(key)
+            if current != expected:
+                raise CasRefused(f"the register holds {current!r}, not {expected!r}", current)
+            pipe.multi()
+            pipe.set(key, new)
+            try:
+                pipe.execute()
+            except redis.WatchError as err:
+                if err.__context__ is not None:   # redis-py's word for a lost connection
+                    raise err.__context__ from None
+                raise CasRefused("EXEC aborted: the key changed after WATCH") from None
+        return expected, new
 
 
 def final_reads(cluster, recorder: Recorder, workload: str, keys: list[str],
@@ -170,13 +240,14 @@ def final_reads(cluster, recorder: Recorder, workload: str, keys: list[str],
     process = recorder.new_process()
     for key in keys:
         recorder.invoke(process, FINAL_READ, key, node=primary.name)
-        if workload == "register":
-            value = conn.get(key)
+        if workload in REGISTERS:
+            value = read = conn.get(key)
         elif workload == "set":
             value = frozenset(conn.smembers(key))
+            read = recorder.members(key, value)
         else:
-            value = int(conn.get(key) or 0)
-        recorder.complete(process, "ok", value, node=primary.name)
+            value = read = int(conn.get(key) or 0)
+        recorder.complete(process, "ok", read, node=primary.name)
         final[key] = value
     return final
 
