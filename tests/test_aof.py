@@ -299,3 +299,49 @@ def test_fsync_from_another_thread(tmp_path):
     assert len(SET_A) <= aof.fsynced_size <= aof.written_size == len(SET_A + SET_B)
     assert aof.fsync() == len(SET_A + SET_B)
     aof.close()
+
+
+# -- records no server writes --------------------------------------------------------------
+
+@pytest.mark.parametrize("bad, reason", [
+    (encode_command([b"NOSUCH", b"a"]), "Unknown command 'NOSUCH'"),
+    (b"*1\r\n$3\r\nSET\r\n", "Wrong number of arguments (1) for 'set' command"),
+    (encode_command([b"SELECT", b"abc"]), "Invalid DB index 'abc' in SELECT"),
+    (encode_command([b"SELECT", b"-1"]), "Invalid DB index '-1' in SELECT"),
+])
+def test_a_record_no_server_writes_is_refused_naming_file_and_offset(tmp_path, bad, reason):
+    """Repro: an AOF record naming an unknown command crashed the start with ``TypeError:
+    AofError.__init__() missing ... 'path' and 'offset'``, and ``*1\\r\\n$3\\r\\nSET\\r\\n``
+    with a bare ``IndexError`` from inside SET. Both are damage, refused like any other."""
+    data = SET_A + bad + SET_B
+    f = write_file(tmp_path / "appendonly.aof", data)
+    with pytest.raises(AofError) as e:
+        load(f)
+    assert str(e.value) == (
+        f"{reason} reading the append only file {f} at offset {len(SET_A)}: make a backup "
+        f"of your AOF file, then use `workbench check-aof --fix {f}`")
+    assert (e.value.path, e.value.offset, e.value.reason) == (f, len(SET_A), reason)
+    assert read(f) == data                 # not modified
+
+
+def test_select_beyond_the_nodes_databases_is_refused(tmp_path):
+    f = write_file(tmp_path / "appendonly.aof", SET_A + encode_command([b"SELECT", b"16"]))
+    assert len(load(f).commands) == 2                  # the file alone cannot tell
+    with pytest.raises(AofError, match=rf"^DB index 16 is out of range in SELECT \(databases "
+                                       rf"16\) reading the append only file .* at offset "
+                                       rf"{len(SET_A)}:"):
+        load(f, databases=16)
+    assert len(load(f, databases=17).commands) == 2
+
+
+def test_a_torn_record_is_still_a_truncated_tail_whatever_command_it_names(tmp_path):
+    f = write_file(tmp_path / "appendonly.aof", SET_A + encode_command([b"NOSUCH", b"a"])[:-3])
+    assert argvs(load(f)) == [[b"SET", b"a", b"1"]]
+    assert read(f) == SET_A
+
+
+def test_logged_commands_know_where_they_start(tmp_path):
+    data = SET_A + b"#TS:1700000000\r\n" + SET_B
+    result = load(write_file(tmp_path / "appendonly.aof", data))
+    assert [(c.start, c.end) for c in result.commands] == [
+        (0, len(SET_A)), (len(data) - len(SET_B), len(data))]

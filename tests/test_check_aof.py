@@ -95,3 +95,33 @@ def test_main_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as e:
         check_aof.main(argv)
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (encode_command([b"NOSUCH", b"a"]), "Unknown command 'NOSUCH'"),
+    (b"*1\r\n$3\r\nSET\r\n", "Wrong number of arguments (1) for 'set' command"),
+])
+def test_records_the_loader_refuses_are_not_valid_and_fix_cuts_them(tmp_path, bad, reason):
+    """Repro: check-aof called a file valid whose record named an unknown command or had
+    the wrong arity, while the node crashed on it at start (TypeError / IndexError)."""
+    f = tmp_path / "appendonly.aof"
+    f.write_bytes(SET_A + bad + SET_B)
+    size = len(SET_A + bad + SET_B)
+    code, lines = run(f)
+    assert code == 1
+    assert lines == [
+        "0x%16x: %s" % (len(SET_A), reason),
+        f"AOF analyzed: filename={f}, size={size}, ok_up_to={len(SET_A)}, ok_up_to_line=8, "
+        f"diff={size - len(SET_A)}",
+        f"AOF {f} is not valid. Use the --fix option to try fixing it.",
+    ]
+    assert run(f, fix=True)[0] == 0
+    assert [c.argv for c in load(f).commands] == [[b"SET", b"a", b"1"]]
+
+
+def test_the_databases_option_checks_select_against_the_node(tmp_path, capsys):
+    f = tmp_path / "appendonly.aof"
+    f.write_bytes(SET_A + encode_command([b"SELECT", b"20"]))
+    assert check_aof.main([str(f)]) == 0               # the file alone cannot tell
+    assert check_aof.main(["--databases", "16", str(f)]) == 1
+    assert "DB index 20 is out of range in SELECT (databases 16)" in capsys.readouterr().out

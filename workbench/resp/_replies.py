@@ -37,18 +37,33 @@ class Simple:
         return f"Simple({self.text!r})"
 
 
+_CR_LF = "\r\n"
+_CR_LF_TO_SPACES = str.maketrans(_CR_LF, "  ")
+_CR_LF_TO_SPACES_BYTES = bytes.maketrans(b"\r\n", b"  ")
+
+
+def error_line(text: bytes) -> bytes:
+    """The wire form of an error reply, ``-<text>\\r\\n``, with no CR or LF inside.
+
+    Every error reply is written through here. As Valkey's ``addReplyErrorFormat`` does,
+    CR and LF at the ends are dropped and any inside become spaces: a client's bytes
+    quoted in an error (``got '\\n'``) must not end the line early and desync the client.
+    """
+    return b"-" + text.strip(b"\r\n").translate(_CR_LF_TO_SPACES_BYTES) + b"\r\n"
+
+
 class ReplyError(Exception):
     """An error reply. The text starts with its prefix (``ERR``, ``WRONGTYPE`` ...).
 
     It is an exception so deep helpers can ``raise`` it; handlers may also return it.
-    CR and LF are replaced by spaces, as Valkey sanitizes error messages.
+    ``text`` is already cleaned of CR and LF as :func:`error_line` cleans the wire.
     """
 
     def __init__(self, text: str):
-        text = text.replace("\r", " ").replace("\n", " ")
+        text = text.strip(_CR_LF).translate(_CR_LF_TO_SPACES)
         super().__init__(text)
         self.text = text
-        self.wire = b"-" + text.encode("utf-8", "replace") + b"\r\n"
+        self.wire = error_line(text.encode("utf-8", "replace"))
 
     @property
     def prefix(self) -> str:

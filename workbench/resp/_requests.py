@@ -20,6 +20,11 @@ is trusted. Anything else (a partial request, an odd spelling, an error) falls b
 the *careful reader*, which walks the bytes like Valkey's ``processMultibulkBuffer`` and
 names the exact error. Both readers give the same result for every input.
 
+The careful reader keeps its progress between feeds, as Valkey keeps ``multibulklen``
+and ``argv``: the arguments of a multibulk request read so far wait in the parser and
+their bytes leave the buffer, so a large request arriving in small pieces is read once,
+not again from its start on every piece (which would cost time in the square of its size).
+
 No sockets and no clocks here: the server feeds bytes and acts on what comes out.
 """
 
@@ -28,6 +33,8 @@ from __future__ import annotations
 import re
 
 import hiredis
+
+from ._replies import error_line
 
 INLINE_MAX_SIZE = 64 * 1024          # PROTO_INLINE_MAX_SIZE
 DEFAULT_MAX_BULK_LEN = 512 * 1024 * 1024   # proto-max-bulk-len
@@ -54,7 +61,9 @@ class ProtocolError(Exception):
 
     @property
     def wire(self) -> bytes:
-        return b"-ERR Protocol error: " + self.reason.encode() + b"\r\n"
+        # latin-1: a reason quoting a client's byte (``got '\xff'``) carries that very byte,
+        # as Valkey's printf does; error_line() turns a quoted CR or LF into a space
+        return error_line(b"ERR Protocol error: " + self.reason.encode("latin-1", "replace"))
 
 
 def strict_int(b: bytes) -> int | None:
@@ -80,14 +89,20 @@ class RequestParser:
     needs the exact byte size of every command to keep its replication offset.
     """
 
-    __slots__ = ("_buf", "_need", "_broken", "_reader", "authenticated", "max_bulk_len",
-                 "query_buffer_limit", "with_sizes", "canonical", "encodings")
+    __slots__ = ("_buf", "_need", "_broken", "_reader", "_argv", "_args_left", "_taken",
+                 "authenticated", "max_bulk_len", "query_buffer_limit", "with_sizes",
+                 "canonical", "encodings")
 
     def __init__(self, *, authenticated: bool = True, max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
                  query_buffer_limit: int = DEFAULT_QUERY_BUFFER_LIMIT, with_sizes: bool = False):
         self._buf = bytearray()
         self._need = 0        # bytes the buffer must hold before a parse can make progress
         self._broken = False
+        # the multibulk request being read: its arguments so far, how many are still to
+        # come, and the bytes of it already taken out of the buffer
+        self._argv: list = []
+        self._args_left = 0
+        self._taken = 0
         self.authenticated = authenticated
         self.max_bulk_len = max_bulk_len
         self.query_buffer_limit = query_buffer_limit
@@ -102,21 +117,22 @@ class RequestParser:
     @property
     def buffered(self) -> int:
         """Bytes received but not yet part of a complete command (the query buffer)."""
-        return len(self._buf)
+        return len(self._buf) + self._taken
 
     def feed(self, data: bytes) -> list:
         self.canonical = False
         self.encodings = ()
         if self._broken:
             return []
-        if not self._buf and self.authenticated and not self.with_sizes and data[:1] == b"*":
+        if (not self._buf and not self._args_left and self.authenticated
+                and not self.with_sizes and data[:1] == b"*"):
             commands = self._read_fast(data)
             if commands is not None:
                 self.canonical = True
                 return commands             # self.encodings was set by _read_fast
         self._buf += data
         if len(self._buf) < self._need:
-            if len(self._buf) > self.query_buffer_limit:
+            if self.buffered > self.query_buffer_limit:
                 self._broken = True
                 return [ProtocolError("query buffer limit reached", reply=False)]
             return []
@@ -127,7 +143,7 @@ class RequestParser:
             self._need -= pos        # it counted from the old start of the buffer
         if out and isinstance(out[-1], ProtocolError):
             self._broken = True
-        elif len(self._buf) > self.query_buffer_limit:
+        elif self.buffered > self.query_buffer_limit:
             self._broken = True
             out.append(ProtocolError("query buffer limit reached", reply=False))
         return out
@@ -182,80 +198,105 @@ class RequestParser:
         return b"".join(parts)
 
     def _read_careful(self, out: list) -> int:
-        """Parse whole commands from the buffer into ``out``; return bytes consumed."""
+        """Parse the buffer into ``out`` (whole commands, or a ProtocolError last); return
+        the bytes consumed. A multibulk request in progress is consumed too: its arguments
+        wait in ``self._argv`` for the rest."""
         buf = self._buf
         end = len(buf)
         pos = 0
         self._need = 0
-        while pos < end:
-            start = pos
-            if buf[pos] == 0x2A:   # '*'
-                result = self._read_multibulk(buf, pos, end)
-            else:
-                result = self._read_inline(buf, pos, end)
-            if result is None:           # incomplete
-                return start
-            if isinstance(result, ProtocolError):
-                out.append(result)
-                return end
-            argv, pos = result
-            if argv:
-                out.append((argv, pos - start) if self.with_sizes else argv)
+        try:
+            while pos < end:
+                if not self._args_left:          # a new request starts here
+                    if buf[pos] == 0x2A:   # '*'
+                        step = self._read_count(buf, pos, end)
+                    else:
+                        step = self._read_inline(buf, pos, end)
+                    if step == pos:              # its first line is incomplete
+                        break
+                    self._taken += step - pos
+                    pos = step
+                if self._args_left:
+                    step = self._read_arguments(buf, pos, end)
+                    self._taken += step - pos
+                    pos = step
+                    if self._args_left:          # the rest has not arrived yet
+                        break
+                argv, self._argv = self._argv, []
+                if argv:                         # empty lines and ``*0`` are ignored
+                    out.append((argv, self._taken) if self.with_sizes else argv)
+                self._taken = 0
+        except ProtocolError as error:
+            out.append(error)
+            return end
         return pos
 
-    def _read_inline(self, buf, pos, end):
+    def _read_inline(self, buf, pos: int, end: int) -> int:
         nl = buf.find(b"\n", pos)
         if nl < 0:
             if end - pos > INLINE_MAX_SIZE:
-                return ProtocolError("too big inline request")
-            return None
+                raise ProtocolError("too big inline request")
+            return pos
         line = bytes(buf[pos:nl])
         if line.endswith(b"\r"):
             line = line[:-1]
         argv = split_args(line)
         if argv is None:
-            return ProtocolError("unbalanced quotes in request")
-        return argv, nl + 1
+            raise ProtocolError("unbalanced quotes in request")
+        self._argv = argv
+        return nl + 1
 
-    def _read_multibulk(self, buf, pos, end):
+    def _read_count(self, buf, pos: int, end: int) -> int:
+        """The ``*<n>\\r\\n`` line that opens a multibulk request."""
         cr = buf.find(b"\r", pos)
         if cr < 0 or cr + 1 >= end:
             if end - pos > INLINE_MAX_SIZE:
-                return ProtocolError("too big mbulk count string")
-            return None
+                raise ProtocolError("too big mbulk count string")
+            return pos
         count = strict_int(bytes(buf[pos + 1:cr]))
         if count is None or count > _INT_MAX:
-            return ProtocolError("invalid multibulk length")
-        pos = cr + 2
-        if count <= 0:
-            return [], pos
-        if not self.authenticated and count > UNAUTH_MAX_MULTIBULK:
-            return ProtocolError("unauthenticated multibulk length")
-        argv = []
-        for _ in range(count):
-            if pos >= end:
-                return None
-            cr = buf.find(b"\r", pos)
-            if cr < 0 or cr + 1 >= end:
-                if end - pos > INLINE_MAX_SIZE:
-                    return ProtocolError("too big bulk count string")
+            raise ProtocolError("invalid multibulk length")
+        if count > 0:                # a count <= 0 is an empty request, ignored
+            if not self.authenticated and count > UNAUTH_MAX_MULTIBULK:
+                raise ProtocolError("unauthenticated multibulk length")
+            self._args_left = count
+        return cr + 2
+
+    def _read_arguments(self, buf, pos: int, end: int) -> int:
+        """Read ``$<len>\\r\\n<bytes>\\r\\n`` arguments of the request in progress until it is
+        whole or the buffer ends; return where reading stopped.
+
+        An argument is taken whole or not at all: when its value has not fully arrived,
+        reading stops at its header and ``_need`` says how many bytes to wait for.
+        """
+        argv = self._argv
+        left = self._args_left
+        try:
+            while left and pos < end:
+                cr = buf.find(b"\r", pos)
+                if cr < 0 or cr + 1 >= end:
+                    if end - pos > INLINE_MAX_SIZE:
+                        raise ProtocolError("too big bulk count string")
+                    if buf[pos] != 0x24:   # '$'
+                        raise ProtocolError("expected '$', got '%s'" % chr(buf[pos]))
+                    break
                 if buf[pos] != 0x24:
-                    return ProtocolError("expected '$', got '%s'" % chr(buf[pos]))
-                return None
-            if buf[pos] != 0x24:   # '$'
-                return ProtocolError("expected '$', got '%s'" % chr(buf[pos]))
-            length = strict_int(bytes(buf[pos + 1:cr]))
-            if length is None or length < 0 or length > self.max_bulk_len:
-                return ProtocolError("invalid bulk length")
-            if not self.authenticated and length > UNAUTH_MAX_BULK:
-                return ProtocolError("unauthenticated bulk length")
-            pos = cr + 2
-            if pos + length + 2 > end:
-                self._need = pos + length + 2   # skip re-parsing until the value is in
-                return None
-            argv.append(bytes(buf[pos:pos + length]))
-            pos += length + 2
-        return argv, pos
+                    raise ProtocolError("expected '$', got '%s'" % chr(buf[pos]))
+                length = strict_int(bytes(buf[pos + 1:cr]))
+                if length is None or length < 0 or length > self.max_bulk_len:
+                    raise ProtocolError("invalid bulk length")
+                if not self.authenticated and length > UNAUTH_MAX_BULK:
+                    raise ProtocolError("unauthenticated bulk length")
+                value = cr + 2
+                if value + length + 2 > end:
+                    self._need = value + length + 2   # skip re-parsing until the value is in
+                    break
+                argv.append(bytes(buf[value:value + length]))
+                pos = value + length + 2
+                left -= 1
+        finally:
+            self._args_left = left
+        return pos
 
 
 _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}

@@ -48,18 +48,21 @@ class AofPersistence:
 
     def _load_aof(self) -> None:
         path = os.path.join(self.data_dir, self.config["appendfilename"])
-        result = load_aof(path, load_truncated=self.config["aof-load-truncated"])
+        result = load_aof(path, load_truncated=self.config["aof-load-truncated"],
+                          databases=self.config["databases"])
         for line in result.warnings:
             self.log(line)
         now = int(time.time() * 1000)
         client = StreamClient()
-        for logged in result.commands:
+        for logged in result.commands:            # the loader checked names and arity
             argv = logged.argv
             spec = lookup(argv[0])
-            if spec is None:
-                raise AofError(f"Unknown command '{argv[0].decode(errors='replace')}' "
-                               f"reading the append only file {path}")
-            reply = self._execute_loaded(client, spec, argv, now)   # replays as a replica
+            try:
+                reply = self._execute_loaded(client, spec, argv, now)   # replays as a replica
+            except Exception as e:      # a handler tripped on a record: refuse, never crash
+                raise AofError(f"Cannot replay the {spec.name} command ({e}) reading the append "
+                               f"only file {path} at offset {logged.start}",
+                               path=path, offset=logged.start, reason=str(e)) from e
             if isinstance(reply, ReplyError) and reply.prefix not in ("WRONGTYPE",):
                 self.log(f"AOF replay of {argv[0]!r} answered {reply.text}")
         self.loaded_commands = len(result.commands)

@@ -29,8 +29,11 @@ kinds of damage, because they have different causes and different cures:
   valid record. Everything before is good, so by default (``aof-load-truncated yes``)
   the tail is cut off and loading goes on.
 * **corruption**: a byte no valid AOF could hold at that place (usually with more
-  commands after it). Nobody knows what else is wrong, so loading stops, the file is
-  left alone, and a human runs ``workbench check-aof``.
+  commands after it), or a whole record no server could have written: a command the
+  table does not know, or one with the wrong number of arguments. Nobody knows what
+  else is wrong, so loading stops, the file is left alone, and a human runs
+  ``workbench check-aof``. Every refusal is an :class:`AofError` naming the file and
+  the byte offset where the damage starts.
 
 A ``MULTI`` without its ``EXEC`` at the end of the file is a truncated tail too: the
 whole transaction is reverted, so it is applied all or nothing. The file is cut *before*
@@ -45,7 +48,8 @@ import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..resp import DEFAULT_MAX_BULK_LEN
+from ..resp import DEFAULT_MAX_BULK_LEN, strict_int
+from ..store.table import lookup
 from .durable_file import DurableFile, atomic_write, truncate_file
 
 __all__ = ["AppendOnlyFile", "AofError", "AofScan", "LoadResult", "LoggedCommand",
@@ -209,6 +213,7 @@ class AofError(Exception):
 class LoggedCommand(NamedTuple):
     argv: list
     end: int          # byte offset just after this command in the file
+    start: int = 0    # byte offset of its first byte (its '*')
 
 
 @dataclass
@@ -226,6 +231,7 @@ class AofScan:
     error_offset: int | None = None   # corrupt: first bad byte; truncated: where the tail starts
     reason: str = ""
     reverted_multi: bool = False
+    bad_command: bool = False         # corrupt: a well-formed record naming a bad command
 
 
 @dataclass
@@ -248,6 +254,33 @@ class _Truncated(Exception):
 
 class _Corrupt(Exception):
     """A byte that no valid AOF can hold at this place."""
+
+
+class _BadCommand(_Corrupt):
+    """A well-formed record that no server writes: an unknown command, the wrong number
+    of arguments, a SELECT of no database. Replaying it would crash or guess."""
+
+
+def _check_command(argv: list, start: int, databases: int | None) -> str:
+    """The command's name in the table, or _BadCommand (offset ``start``)."""
+    spec = lookup(argv[0])
+    if spec is None:
+        raise _BadCommand(start, f"Unknown command '{_quoted(argv[0])}'")
+    if not spec.arity_ok(len(argv)):
+        raise _BadCommand(start, f"Wrong number of arguments ({len(argv)}) for "
+                                 f"'{spec.name.lower()}' command")
+    if spec.name == "SELECT":
+        db = strict_int(argv[1])
+        if db is None or db < 0:
+            raise _BadCommand(start, f"Invalid DB index '{_quoted(argv[1])}' in SELECT")
+        if databases is not None and db >= databases:
+            raise _BadCommand(start, f"DB index {db} is out of range in SELECT "
+                                     f"(databases {databases})")
+    return spec.name
+
+
+def _quoted(arg: bytes) -> str:
+    return arg[:128].decode("utf-8", "replace").replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _number(data: bytes, start: int, low: int, high: int, what: str) -> tuple[int, int]:
@@ -274,8 +307,13 @@ def _number(data: bytes, start: int, low: int, high: int, what: str) -> tuple[in
     return int(digits), j + 2
 
 
-def scan_aof(data: bytes, *, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> AofScan:
-    """Walk the bytes of an AOF and say how much of it is good."""
+def scan_aof(data: bytes, *, max_bulk_len: int = DEFAULT_MAX_BULK_LEN,
+             databases: int | None = None) -> AofScan:
+    """Walk the bytes of an AOF and say how much of it is good.
+
+    Every record must name a command of the table with a valid number of arguments, and
+    a ``SELECT`` a database index (below ``databases``, when given).
+    """
     scan = AofScan()
     n, pos, line = len(data), 0, 1
     multi_at: tuple | None = None     # an open MULTI: (offset, line, index in commands)
@@ -308,22 +346,23 @@ def scan_aof(data: bytes, *, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> AofSca
                     argv.append(data[pos:end])
                     pos = end + 2
                 line += 1 + 2 * argc
-                name = argv[0].lower()
-                if name == b"multi":
+                name = _check_command(argv, start, databases)
+                if name == "MULTI":
                     if multi_at is not None:
                         raise _Corrupt(start, "Unexpected MULTI")
                     multi_at = (start, line - 1 - 2 * argc, len(scan.commands))
-                elif name == b"exec":
+                elif name == "EXEC":
                     if multi_at is None:
                         raise _Corrupt(start, "Unexpected EXEC")
                     multi_at = None
-                scan.commands.append(LoggedCommand(argv, pos))
+                scan.commands.append(LoggedCommand(argv, pos, start))
         except _Truncated:
             scan.status, scan.error_offset = "truncated", start
             scan.reason = "unexpected end of file in the middle of a record"
             break
         except _Corrupt as c:
             scan.status, (scan.error_offset, scan.reason) = "corrupt", c.args
+            scan.bad_command = isinstance(c, _BadCommand)
             break
         if multi_at is None:
             scan.ok_up_to, scan.ok_up_to_line = pos, line
@@ -338,14 +377,14 @@ def scan_aof(data: bytes, *, max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> AofSca
 
 
 def load(path: str | os.PathLike, *, load_truncated: bool = True,
-         max_bulk_len: int = DEFAULT_MAX_BULK_LEN) -> LoadResult:
+         max_bulk_len: int = DEFAULT_MAX_BULK_LEN, databases: int | None = None) -> LoadResult:
     """Read the AOF at ``path``: its commands, and what was wrong with it.
 
     A missing file is an empty AOF. A truncated tail is cut off **in the file** when
     ``load_truncated`` (``aof-load-truncated yes``), else AofError. Corruption is always
-    AofError, and the file is left untouched for ``workbench check-aof``. Command names
-    are not checked here: the caller reports ``Unknown command '<cmd>' reading the
-    append only file <f>``.
+    AofError, and the file is left untouched for ``workbench check-aof``; a record naming
+    an unknown command is refused with Valkey's ``Unknown command '<cmd>' reading the
+    append only file <f>``, plus the offset.
     """
     f = os.fspath(path)
     try:
@@ -353,11 +392,12 @@ def load(path: str | os.PathLike, *, load_truncated: bool = True,
             data = fh.read()
     except FileNotFoundError:
         return LoadResult(f, [], 0)
-    scan = scan_aof(data, max_bulk_len=max_bulk_len)
+    scan = scan_aof(data, max_bulk_len=max_bulk_len, databases=databases)
     result = LoadResult(f, scan.commands, len(data))
     if scan.status == "corrupt":
+        what = scan.reason if scan.bad_command else "Bad file format"
         raise AofError(
-            f"Bad file format reading the append only file {f} at offset {scan.error_offset}: "
+            f"{what} reading the append only file {f} at offset {scan.error_offset}: "
             f"make a backup of your AOF file, then use `workbench check-aof --fix {f}`",
             path=f, offset=scan.error_offset, reason=scan.reason)
     if scan.status == "ok":

@@ -8,7 +8,10 @@ checker and the loader can never disagree about where the good part ends, and pr
 
 ``ok_up_to`` is the end of the last complete record (an unclosed ``MULTI`` does not
 count), ``diff`` the bytes after it. With ``diff == 0`` the file is valid. Otherwise the
-tail is either truncated or corrupt, and ``--fix`` cuts the file at ``ok_up_to``.
+tail is either truncated or corrupt, and ``--fix`` cuts the file at ``ok_up_to``. A record
+naming an unknown command, or with the wrong number of arguments, is corruption too (the
+loader refuses it); ``--databases N`` also checks each ``SELECT`` against the node's
+``databases``, which the file alone does not tell.
 
 Know what ``--fix`` costs: for corruption in the *middle* of the file, every command
 after the bad byte is thrown away too, good or not. Make a backup first.
@@ -29,7 +32,8 @@ from .durable_file import truncate_file
 __all__ = ["check", "main"]
 
 
-def check(path: str | os.PathLike, fix: bool = False, out: Callable[[str], None] = print) -> int:
+def check(path: str | os.PathLike, fix: bool = False, out: Callable[[str], None] = print,
+          databases: int | None = None) -> int:
     """Check (and with ``fix``, repair) one AOF file; return the process exit code.
 
     0: valid, or successfully truncated. 1: not valid (without ``fix``), or unreadable.
@@ -41,7 +45,7 @@ def check(path: str | os.PathLike, fix: bool = False, out: Callable[[str], None]
     except OSError as e:
         out(f"Cannot open file {f}: {e.strerror}")
         return 1
-    scan = scan_aof(data)
+    scan = scan_aof(data, databases=databases)
     if scan.status != "ok":
         # valkey-check-aof prints the reason prefixed by the offset, in hex.
         out("0x%16x: %s" % (scan.error_offset, scan.reason))
@@ -73,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
                     "(no confirmation prompt).")
     parser.add_argument("--fix", action="store_true",
                         help="truncate the file after the last valid command")
+    parser.add_argument("--databases", type=int, metavar="N",
+                        help="the node's databases setting: SELECT must stay below it")
     parser.add_argument("file", help="the AOF file, e.g. appendonly.aof")
     args = parser.parse_args(argv)
-    return check(args.file, fix=args.fix)
+    return check(args.file, fix=args.fix, databases=args.databases)
 
 
 if __name__ == "__main__":
