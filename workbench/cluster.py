@@ -26,12 +26,15 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .events import EventBus
+from .events import ClusterClosed, EventBus
 from .faults.network import Network
 from .node import Node
 from .runtime import BackgroundLoop
 from .server.config import validate_overrides
 
+# What every node of a cluster sets: the DEBUG levers, for local clients (all of ours
+# are: nodes listen on 127.0.0.1 only). A bare node keeps Valkey's default, no DEBUG.
+CLUSTER_NODE_CONFIGS = {"enable-debug-command": "local"}
 # What each mode sets on every node; the user's keywords come on top.
 MODE_CONFIGS = {
     "async": {"appendonly": "yes", "appendfsync": "everysec"},
@@ -83,7 +86,10 @@ class Cluster:
         self.events = EventBus()
         self.runtime = BackgroundLoop(name=f"workbench-{mode}")
         self.names = [f"n{i + 1}" for i in range(nodes)]
-        node_configs = {**MODE_CONFIGS[mode], **overrides}
+        node_configs = {**CLUSTER_NODE_CONFIGS, **MODE_CONFIGS[mode], **overrides}
+        if node_configs.get("requirepass"):     # replicas and monitors use the same password
+            node_configs.setdefault("masterauth", node_configs["requirepass"])
+        self.password = node_configs.get("requirepass") or None   # what our own clients send
         self.nodes = [Node(self, n, os.path.join(self.data_dir, n), node_configs)
                       for n in self.names]
         self.network: Network | None = None
@@ -122,6 +128,10 @@ class Cluster:
         if self._closed:
             return
         self._closed = True
+        # Closing is not a crash: subscribers hear one ClusterClosed, delivered before the
+        # bus stops, and nothing of the nodes stopping afterwards.
+        self.events.publish(ClusterClosed("cluster", nodes=tuple(self.names)))
+        self.events.close()
 
         async def stop_all():
             for node in self.nodes:
@@ -134,7 +144,6 @@ class Cluster:
         except Exception:
             pass
         self.runtime.stop()
-        self.events.close()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -181,9 +190,10 @@ class Cluster:
         return found[-1]
 
     def client(self, node=None, **kwargs) -> redis.Redis:
-        """A ``redis.Redis`` to ``node`` (default: the primary) that fails fast."""
+        """A ``redis.Redis`` to ``node`` (default: the primary) that fails fast, and
+        authenticates with the cluster's ``requirepass`` if it has one."""
         target = self.primary() if node is None else self._resolve(node)
-        options = dict(host="127.0.0.1", port=target.port, socket_timeout=5,
+        options = dict(host="127.0.0.1", port=target.port, password=self.password, socket_timeout=5,
                        socket_connect_timeout=5, retry=Retry(NoBackoff(), 0),
                        decode_responses=True)
         options.update(kwargs)

@@ -37,6 +37,11 @@ from ..resp import ReplyError
 from .peer import PeerClient
 
 
+# Replies that still prove a node is up (Sentinel counts LOADING and MASTERDOWN; a node
+# refusing our password is up too, and the log says why we cannot talk to it).
+_ALIVE_ERRORS = ("LOADING", "MASTERDOWN", "NOAUTH", "WRONGPASS")
+
+
 class Monitor:
     def __init__(self, node, names: list[str], *, down_after_ms: int):
         self.node = node
@@ -50,8 +55,12 @@ class Monitor:
         self.voted_epoch = 0
         self.voted_for = ""
         self.last_ok: dict[str, float] = {n: time.monotonic() for n in self.names}
-        self.peers = {n: PeerClient(lambda n=n: node.address_of(n)) for n in self.names
-                      if n != self.name}
+        # Monitors authenticate on every connection with their node's ``masterauth``, the
+        # password of the replication group (Sentinel's ``auth-pass``).
+        self.peers = {n: PeerClient(lambda n=n: node.address_of(n),
+                                    lambda: node.config["masterauth"])
+                      for n in self.names if n != self.name}
+        self._auth_refused: dict[str, str] = {}     # peer -> the error its AUTH got
         self.failover_in_progress = False
         self.next_failover_at = 0.0
         # Sentinel desynchronizes rival candidates with random delays; seeding by name
@@ -155,8 +164,9 @@ class Monitor:
     async def _ping(self, name: str, timeout: float) -> None:
         try:
             reply = await self.peers[name].call("PING", timeout=timeout)
-            if not isinstance(reply, ReplyError) or reply.prefix in ("LOADING", "NOAUTH"):
+            if not isinstance(reply, ReplyError) or reply.prefix in _ALIVE_ERRORS:
                 self.last_ok[name] = time.monotonic()
+            self._note_auth(name, reply)
         except (OSError, asyncio.TimeoutError, EOFError, ValueError):
             pass
 
@@ -168,6 +178,15 @@ class Monitor:
             return
         if isinstance(reply, list) and len(reply) == 2:
             self.adopt(int(reply[0]), reply[1].decode())
+
+    def _note_auth(self, name: str, reply) -> None:
+        """Log once when a peer starts (or stops) refusing this monitor's password."""
+        refused = reply.text if isinstance(reply, ReplyError) and reply.prefix in (
+            "NOAUTH", "WRONGPASS") else ""
+        if refused != self._auth_refused.get(name, ""):
+            self.node.log(f"monitor cannot authenticate to {name}: {refused}" if refused
+                          else f"monitor authenticated to {name}")
+            self._auth_refused[name] = refused
 
     def reachable(self, name: str) -> bool:
         return time.monotonic() - self.last_ok.get(name, 0) < self.down_after
@@ -234,8 +253,11 @@ class Monitor:
             self.node.server.become_primary()
         else:
             try:
-                await self.peers[chosen].call("REPLICAOF", "NO", "ONE", timeout=timeout)
+                reply = await self.peers[chosen].call("REPLICAOF", "NO", "ONE", timeout=timeout)
             except (OSError, asyncio.TimeoutError, EOFError):
+                reply = "no answer"
+            if reply != "OK":
+                self.node.log(f"failover aborted: REPLICAOF NO ONE to {chosen} got {reply}")
                 self.next_failover_at = time.monotonic() + self.down_after
                 return
         self.epoch, self.primary = epoch, chosen

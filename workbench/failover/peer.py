@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 
-from ..replication.wire import next_reply
+from ..replication.wire import authenticate, next_reply
 from ..resp import ReplyReader, encode_command
 
 
 class PeerClient:
-    """One connection to a peer, re-dialled after any failure. Calls are serialized."""
+    """One connection to a peer, re-dialled after any failure. Calls are serialized.
 
-    def __init__(self, address_fn):
+    Every new connection first authenticates with ``password_fn()`` when it is set (as
+    Sentinel does with ``auth-pass``), so a reconnect is never left unauthenticated.
+    A refused ``AUTH`` is the call's reply, and the connection is dropped so that the
+    next call tries again (with the password as it is then).
+    """
+
+    def __init__(self, address_fn, password_fn=lambda: ""):
         self._address_fn = address_fn        # () -> (host, port), re-read at each dial
+        self._password_fn = password_fn      # () -> str, re-read at each dial
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._replies = ReplyReader()
@@ -29,10 +36,18 @@ class PeerClient:
                 raise
 
     async def _call(self, argv):
+        if self._writer is not None and self._writer.transport.is_closing():
+            self.close()     # reset by the peer since the last call: writing would raise
         if self._writer is None:
             host, port = self._address_fn()
             self._reader, self._writer = await asyncio.open_connection(host, port)
             self._replies = ReplyReader()
+            password = self._password_fn()
+            if password:
+                refused = await authenticate(self._reader, self._writer, self._replies, password)
+                if refused is not None:
+                    self.close()
+                    return refused
         self._writer.write(encode_command(argv))
         return await next_reply(self._reader, self._replies)
 

@@ -2,7 +2,8 @@
 
 The link is a small client of the primary, doing what Valkey's replica does::
 
-    PING -> REPLCONF listening-port <port> -> REPLCONF capa eof capa psync2
+    PING -> AUTH <masterauth>              (when masterauth is set)
+         -> REPLCONF listening-port <port> -> REPLCONF capa eof capa psync2
          -> PSYNC <replid> <offset+1>      (or PSYNC ? -1 when it knows no history)
     <- +CONTINUE <replid>                  then the missing bytes of the stream
     <- +FULLRESYNC <replid> <offset>       then $<len> snapshot, then the stream
@@ -19,7 +20,7 @@ import asyncio
 import time
 
 from ..resp import NEED_MORE, ReplyError, ReplyReader, RequestParser, encode_command
-from .wire import next_reply
+from .wire import authenticate, next_reply
 
 
 class LinkError(Exception):
@@ -35,6 +36,7 @@ class ReplicaLink:
         self.last_io = time.monotonic()
         self.down_since = time.monotonic()
         self.sync_in_progress = False
+        self.last_error: str | None = None   # why the last attempt failed, for the log
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task | None = None
         self.stopped = False
@@ -61,7 +63,7 @@ class ReplicaLink:
 
     def pause_reading(self, paused: bool) -> None:
         """Stop (or restart) reading the primary's stream: a SIGSTOPped process."""
-        if self._writer is not None:
+        if self._writer is not None and not self._writer.transport.is_closing():
             if paused:
                 self._writer.transport.pause_reading()
             else:
@@ -83,8 +85,11 @@ class ReplicaLink:
                 await self._session()
             except asyncio.CancelledError:
                 raise
-            except (OSError, LinkError, asyncio.TimeoutError, ValueError) as err:
-                self.server.log(f"Replica link to {self.primary_name} lost: {err!r}")
+            except (OSError, EOFError, LinkError, asyncio.TimeoutError, ValueError) as err:
+                error = str(err) if isinstance(err, LinkError) else repr(err)
+                if error != self.last_error:      # a wrong password fails every retry alike
+                    self.server.log(f"Replica link to {self.primary_name} lost: {error}")
+                self.last_error = error
             self._close_writer()
             if self.status != "connect":
                 self.down_since = time.monotonic()
@@ -102,6 +107,8 @@ class ReplicaLink:
         replies = ReplyReader()
 
         async def ask(*argv):
+            if writer.transport.is_closing():          # reset: uvloop would raise on write
+                raise LinkError("connection reset by primary")
             writer.write(encode_command(list(argv)))
             try:
                 reply = await next_reply(reader, replies, timeout)
@@ -114,8 +121,11 @@ class ReplicaLink:
         pong = await ask(b"PING")
         if isinstance(pong, ReplyError) and not pong.text.startswith("NOAUTH"):
             raise LinkError(f"primary replied to PING: {pong.text}")
-        if server.config["requirepass"]:
-            await ask(b"AUTH", server.config["requirepass"].encode())
+        password = server.config["masterauth"]
+        if password:
+            refused = await authenticate(reader, writer, replies, password, timeout)
+            if refused is not None:
+                raise LinkError(f"Unable to AUTH to PRIMARY: -{refused.text}")
         await ask(b"REPLCONF", b"listening-port", str(server.port).encode())
         await ask(b"REPLCONF", b"capa", b"eof", b"capa", b"psync2")
         repl = server.repl
@@ -148,6 +158,7 @@ class ReplicaLink:
         else:
             raise LinkError(f"unexpected PSYNC reply {psync!r}")
         self._set_status("connected")
+        self.last_error = None
         server.known_history = True
         await self._stream(reader, writer, replies.take_rest(), timeout)
 

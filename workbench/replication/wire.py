@@ -1,11 +1,12 @@
-"""Reading whole RESP replies off an asyncio stream: shared by every node-to-node client
-(the replica's handshake with its primary, the failover monitors' peer connections)."""
+"""Reading whole RESP replies off an asyncio stream, and authenticating: shared by every
+node-to-node client (the replica's handshake with its primary, the failover monitors'
+peer connections)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from ..resp import NEED_MORE, ReplyReader
+from ..resp import NEED_MORE, ReplyError, ReplyReader, encode_command
 
 
 async def next_reply(reader: asyncio.StreamReader, replies: ReplyReader,
@@ -20,3 +21,12 @@ async def next_reply(reader: asyncio.StreamReader, replies: ReplyReader,
         if not data:
             raise EOFError("the peer closed the connection")
         replies.feed(data)
+
+
+async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       replies: ReplyReader, password: str, timeout: float | None = None):
+    """Send ``AUTH <password>`` on a fresh node-to-node connection (Valkey's
+    ``masterauth``, Sentinel's ``auth-pass``); return ``None``, or the error reply."""
+    writer.write(encode_command([b"AUTH", password.encode()]))
+    reply = await next_reply(reader, replies, timeout)
+    return reply if isinstance(reply, ReplyError) else None

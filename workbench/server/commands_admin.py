@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 
 from ..resp import OK, Map, ReplyError, Verbatim
@@ -147,24 +148,79 @@ def config(server, conn, argv):
                       f"'{argv[1].decode(errors='replace')}'. Try CONFIG HELP.")
 
 
-DEBUG_HOOKS: dict = {}   # b"RELOAD" -> handler(server, conn, argv), added by later layers
+DEBUG_HOOKS: dict = {}   # b"reply-blocking-pause" -> handler(server, conn, argv), from later layers
+
+DEBUG_NOT_ALLOWED = ReplyError(
+    "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", "
+    "you can run it from a local connection, otherwise you need to set this option in the "
+    "configuration file, and then restart the server.")
 
 
-@handles("DEBUG", -2, "admin loading stale no_multi", group="server")
+def protected_refusal(server, conn) -> ReplyError | None:
+    """Valkey's gate on its ``protected`` command DEBUG: ``enable-debug-command`` says who
+    may run it (``no``: nobody, ``local``: loopback clients, ``yes``: everybody). It is
+    checked before authentication, as Valkey does; a password then protects DEBUG too."""
+    allowed = server.config["enable-debug-command"]
+    if allowed == "yes" or (allowed == "local" and _is_local(conn)):
+        return None
+    return DEBUG_NOT_ALLOWED
+
+
+def _is_local(conn) -> bool:
+    host = conn.addr.rsplit(":", 1)[0]
+    return host.startswith("127.") or host == "::1"
+
+
+_STRTOD_PREFIX = re.compile(
+    rb"\s*[+-]?(?:0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?[0-9]+)?"
+    rb"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf(?:inity)?|nan)", re.IGNORECASE)
+
+
+def strtod(raw: bytes) -> float:
+    """What C's ``strtod(raw, NULL)`` returns: the longest numeric prefix, 0.0 if none."""
+    match = _STRTOD_PREFIX.match(raw)
+    if match is None:
+        return 0.0
+    text = match.group().decode()
+    return float.fromhex(text) if "x" in text.lower() else float(text)
+
+
+def sleep_microseconds(seconds: float) -> int:
+    """Valkey's ``long long utime = dtime * 1000000`` as x86-64 computes it: a product
+    that no 64-bit integer holds (nan, inf, 1e300) becomes the most negative one."""
+    micros = seconds * 1_000_000
+    if micros != micros or not -2**63 <= micros < 2**63:
+        return -2**63
+    return int(micros)
+
+
+def _debug_sleep(argv):
+    """DEBUG SLEEP parses as Valkey does (``strtod``, no error: ``abc`` is 0) and never
+    sleeps for a time that is negative or not a number (``-1``, ``nan``, ``inf``, ``1e300``):
+    Valkey's ``nanosleep`` refuses those and it answers +OK at once. Valkey sleeps the
+    whole server; here only this client waits, so a teaching session is never frozen."""
+    micros = sleep_microseconds(strtod(argv[2]))
+    if micros <= 0:
+        return OK
+    loop = asyncio.get_running_loop()
+    woken = loop.create_future()
+    timer = loop.call_later(micros / 1_000_000, lambda: woken.done() or woken.set_result(OK))
+    woken.add_done_callback(lambda _: timer.cancel())
+    return Blocked(woken)
+
+
+@handles("DEBUG", -2, "admin loading stale no_multi protected", group="server")
 def debug(server, conn, argv):
     """Testing levers: DEBUG SLEEP <seconds>, and the hooks later layers register."""
     sub = argv[1].upper()
     if sub == b"SLEEP" and len(argv) == 3:
-        try:
-            seconds = float(argv[2])
-        except ValueError:
-            return ReplyError("ERR value is not a valid float")
-        # Valkey sleeps the whole server; here only this client waits, so that a
-        # teaching session is never frozen by one cell.
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        loop.call_later(seconds, lambda: fut.done() or fut.set_result(OK))
-        return Blocked(fut)
+        return _debug_sleep(argv)
+    if sub == b"HELP" and len(argv) == 2:
+        return ([b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                 b"SLEEP <seconds>",
+                 b"    Hold this client's reply for <seconds> (other clients go on)."]
+                + [name.upper() for name in sorted(DEBUG_HOOKS)]
+                + [b"HELP", b"    Print this help."])
     hook = DEBUG_HOOKS.get(sub.lower())
     if hook is not None:
         return hook(server, conn, argv)

@@ -103,8 +103,16 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
                 "(Valkey's bio-aof-offload-enabled); only with appendfsync always"),
     Setting("reply-blocking-max-held-bytes", _memory(1024), "16mb",
             doc="a client whose held replies pass this stops being read until they drain"),
+    Setting("reply-blocking-max-pinned-bytes", _memory(0), "64mb",
+            doc="node-wide budget for what not-yet-durable writes keep in memory (held replies, "
+                "uncommitted keys, unsynced AOF bytes); at it, clients whose replies are held stop "
+                "being read until fsyncs free half of it; 0 = no limit"),
     Setting("save", _text, ""),
     Setting("requirepass", _text, ""),
+    Setting("masterauth", _text, "",
+            doc="the password a replica sends (AUTH) to its primary; monitors use it too"),
+    Setting("enable-debug-command", _enum("no", "yes", "local"), "no", mutable=False,
+            doc="DEBUG for nobody, everybody, or loopback clients only; a Cluster sets local"),
     Setting("notify-keyspace-events", _keyspace_events, ""),
     Setting("min-replicas-to-write", _integer(0, 2**31 - 1), "0"),
     Setting("min-replicas-max-lag", _integer(0, 2**31 - 1), "10"),
