@@ -42,6 +42,18 @@ def node1():
 
 
 @pytest.fixture
+def aof_node():
+    """One aof-mode node (write-behind AOF, commit gate), and its cluster."""
+    with wb.Cluster(mode="aof", nodes=1) as cluster:
+        yield cluster
+
+
+def reply_blocking_info(cluster) -> dict:
+    """The first node's ``INFO reply_blocking``: what its commit gate holds."""
+    return cluster.client(cluster.nodes[0]).info("reply_blocking")
+
+
+@pytest.fixture
 def cluster3():
     with wb.Cluster(mode="async", nodes=3, down_after_ms=500) as cluster:
         yield cluster

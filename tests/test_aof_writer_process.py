@@ -101,7 +101,7 @@ def test_frames_it_cannot_serve_get_an_error_reply_not_a_crash(tmp_path, writer)
     writer.append(1, b"no file opened yet\n")
     (token, error, _, _), = replies_until(writer, lambda r: r)
     assert (token, error) == (1, errno.EBADF)
-    writer.unsent += FRAME.pack(9, 2, 0)           # a kind the protocol does not have
+    writer.unsent.append(FRAME.pack(9, 2, 0))      # a kind the protocol does not have
     writer.flush()
     got = replies_until(writer, lambda r: any(t == 2 for t, *_ in r))
     assert (2, errno.EINVAL) in [(t, e) for t, e, _, _ in got]

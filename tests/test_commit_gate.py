@@ -10,17 +10,7 @@ import pytest
 import redis
 
 import workbench as wb
-from conftest import RawClient, wait_for
-
-
-@pytest.fixture
-def aof_node():
-    with wb.Cluster(mode="aof", nodes=1) as cluster:
-        yield cluster
-
-
-def info(cluster) -> dict:
-    return cluster.client(cluster.nodes[0]).info("reply_blocking")
+from conftest import RawClient, reply_blocking_info, wait_for
 
 
 def held_write(cluster, request: bytes) -> RawClient:
@@ -28,7 +18,7 @@ def held_write(cluster, request: bytes) -> RawClient:
     Keep the returned client open: its reply is held on that connection."""
     writer = RawClient(cluster.nodes[0].port)
     writer.send(request)
-    wait_for(lambda: info(cluster)["reply_blocking_uncommitted_keys"] == 1, what="dirty key")
+    wait_for(lambda: reply_blocking_info(cluster)["reply_blocking_uncommitted_keys"] == 1, what="dirty key")
     return writer
 
 
@@ -46,17 +36,17 @@ def nothing_arrived(raw: RawClient) -> bool:
 
 def test_a_write_reply_waits_for_the_fsync(aof_node):
     r = aof_node.client()
-    assert info(aof_node)["reply_blocking_enabled"] == 1
+    assert reply_blocking_info(aof_node)["reply_blocking_enabled"] == 1
     r.execute_command("DEBUG", "reply-blocking-pause", "aof")
     writer = RawClient(aof_node.nodes[0].port)
     writer.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1,
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 1,
              what="the SET reply to be held")
     assert nothing_arrived(writer)                       # held in the server, not on the wire
-    assert info(aof_node)["reply_blocking_uncommitted_keys"] == 1
+    assert reply_blocking_info(aof_node)["reply_blocking_uncommitted_keys"] == 1
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert writer.read_exactly_reply(5) == b"+OK\r\n"
-    wait_for(lambda: info(aof_node)["reply_blocking_uncommitted_keys"] == 0,
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_uncommitted_keys"] == 0,
              what="the key to be committed")
     writer.close()
 
@@ -70,7 +60,7 @@ def test_reads_of_uncommitted_keys_wait_other_keys_do_not(aof_node):
     reader.send(b"GET dirty\r\n")
     assert r.get("clean") == "1"                   # a committed key answers at once
     assert r.exists("clean") == 1
-    wait_for(lambda: info(aof_node)["reply_blocking_read_blocked_count"] >= 1,
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_read_blocked_count"] >= 1,
              what="the dirty read to be held")
     assert nothing_arrived(reader)
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
@@ -84,7 +74,7 @@ def test_pipeline_keeps_order_and_lets_earlier_replies_go(aof_node):
     c = RawClient(aof_node.nodes[0].port)
     c.send(b"PING\r\nSET p 1\r\nPING\r\n")
     assert c.read_exactly_reply(7) == b"+PONG\r\n"         # before the write: goes at once
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="hold")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="hold")
     assert nothing_arrived(c)                              # the PING after the SET waits too
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert c.read_exactly_reply(12) == b"+OK\r\n+PONG\r\n"
@@ -96,7 +86,7 @@ def test_keyspace_wide_commands_wait_while_anything_is_dirty(aof_node):
     writer = held_write(aof_node, b"SET somewhere 1\r\n")
     scanner = RawClient(aof_node.nodes[0].port)
     scanner.send(b"DBSIZE\r\n")
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="DBSIZE held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="DBSIZE held")
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert scanner.read_exactly_reply(4) == b":1\r\n"
 
@@ -108,7 +98,7 @@ def test_transactions_and_flushes_are_gated(aof_node):
     c = RawClient(aof_node.nodes[0].port)
     c.send(b"MULTI\r\nSET a 1\r\nINCR a\r\nEXEC\r\n")
     assert c.read_exactly_reply(23) == b"+OK\r\n+QUEUED\r\n+QUEUED\r\n"
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="EXEC held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="EXEC held")
     assert nothing_arrived(c)
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert c.read_exactly_reply(13) == b"*2\r\n+OK\r\n:2\r\n"
@@ -116,10 +106,10 @@ def test_transactions_and_flushes_are_gated(aof_node):
     r.execute_command("DEBUG", "reply-blocking-pause", "aof")
     flusher = RawClient(aof_node.nodes[0].port)
     flusher.send(b"FLUSHDB\r\n")
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="FLUSHDB held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="FLUSHDB held")
     reader = RawClient(aof_node.nodes[0].port)
     reader.send(b"EXISTS x\r\n")             # x was committed, but its database was flushed
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="EXISTS held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="EXISTS held")
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert flusher.read_exactly_reply(5) == b"+OK\r\n"
     assert reader.read_exactly_reply(4) == b":0\r\n"
@@ -131,11 +121,11 @@ def test_swapdb_move_and_copy_dirty_the_other_database(aof_node):
     r.execute_command("DEBUG", "reply-blocking-pause", "aof")
     swapper = RawClient(aof_node.nodes[0].port)
     swapper.send(b"SWAPDB 0 1\r\n")              # db 1 now shows what db 0 held, and back
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="SWAPDB held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="SWAPDB held")
     reader = RawClient(aof_node.nodes[0].port)
     reader.send(b"SELECT 1\r\nGET committed\r\n")   # committed, but in a swapped database
     assert reader.read_exactly_reply(5) == b"+OK\r\n"
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="GET held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="GET held")
     assert nothing_arrived(reader)
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert swapper.read_exactly_reply(5) == b"+OK\r\n"
@@ -146,14 +136,14 @@ def test_swapdb_move_and_copy_dirty_the_other_database(aof_node):
     mover = RawClient(aof_node.nodes[0].port)
     mover.send(b"SELECT 1\r\nMOVE committed 0\r\n")
     assert mover.read_exactly_reply(5) == b"+OK\r\n"
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="MOVE held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="MOVE held")
     reader0 = RawClient(aof_node.nodes[0].port)
     reader0.send(b"TYPE committed\r\n")
     # and a MOVE that only *finds* the dirty key there (reply 0) reveals it: held too
     prober = RawClient(aof_node.nodes[0].port)
     prober.send(b"SELECT 2\r\nSET committed x\r\n")
     prober.read_exactly_reply(5)
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 3, what="SET held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 3, what="SET held")
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert prober.read_exactly_reply(5) == b"+OK\r\n"
     assert mover.read_exactly_reply(4) == b":1\r\n"
@@ -164,10 +154,10 @@ def test_swapdb_move_and_copy_dirty_the_other_database(aof_node):
     r.execute_command("DEBUG", "reply-blocking-pause", "aof")
     copier = RawClient(aof_node.nodes[0].port)
     copier.send(b"COPY committed committed DB 3\r\n")
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="COPY held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="COPY held")
     finder = RawClient(aof_node.nodes[0].port)
     finder.send(b"MOVE committed 3\r\n")
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="MOVE held")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 2, what="MOVE held")
     assert nothing_arrived(finder)
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert copier.read_exactly_reply(4) == b":1\r\n"
@@ -198,11 +188,11 @@ def test_back_pressure_stops_reading_a_client_with_too_much_held(aof_node):
     sender = threading.Thread(target=flood.send,
                               args=(b"".join(b"SET k%d v\r\n" % i for i in range(total)),))
     sender.start()
-    wait_for(lambda: info(aof_node)["reply_blocking_held_bytes"] >= 1024, what="held output")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_held_bytes"] >= 1024, what="held output")
     executed = r.info("keyspace")["db0"]["keys"]
     # The node stopped reading this client once its held output passed the limit:
     # what it holds is bounded by the limit plus one read, not by what the client sent.
-    assert executed < total and info(aof_node)["reply_blocking_held_bytes"] < 5 * total
+    assert executed < total and reply_blocking_info(aof_node)["reply_blocking_held_bytes"] < 5 * total
     assert r.ping() is True                             # other clients are unaffected
     r.execute_command("DEBUG", "reply-blocking-resume", "aof")
     assert flood.read_exactly_reply(5 * total) == b"+OK\r\n" * total
@@ -223,7 +213,7 @@ def test_failing_disk_never_acknowledges_and_recovers(aof_node):
     assert r.get("before") == "1"                      # reads of committed data work
     node.heal_disk()
     wait_for(lambda: _write_works(r), what="the node to recover with the disk")
-    assert info(aof_node)["reply_blocking_uncommitted_keys"] == 0
+    assert reply_blocking_info(aof_node)["reply_blocking_uncommitted_keys"] == 0
 
 
 def test_switching_write_behind_off_on_a_failing_disk_leaves_no_hole_in_the_aof(tmp_path):
@@ -307,11 +297,11 @@ def test_demotion_disconnects_clients_waiting_on_the_gate(aof_node):
         r.execute_command("DEBUG", "reply-blocking-pause", "aof")
         waiting = RawClient(aof_node.nodes[0].port)
         waiting.send(b"SET k v\r\n")
-        wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="hold")
+        wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="hold")
         r.execute_command("REPLICAOF", "127.0.0.1", other.nodes[0].port)
         # never told "+OK" for a write that was not made durable: the connection just ends
         assert waiting.read_until_closed() == b""
-        assert info(aof_node)["reply_blocking_enabled"] == 0
+        assert reply_blocking_info(aof_node)["reply_blocking_enabled"] == 0
 
 
 def test_turning_gating_off_releases_held_replies(aof_node):
@@ -319,7 +309,7 @@ def test_turning_gating_off_releases_held_replies(aof_node):
     r.execute_command("DEBUG", "reply-blocking-pause", "aof")
     waiting = RawClient(aof_node.nodes[0].port)
     waiting.send(b"SET k v\r\n")
-    wait_for(lambda: info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="hold")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_clients_waiting_ack"] == 1, what="hold")
     r.config_set("appendfsync", "everysec")
     assert waiting.read_exactly_reply(5) == b"+OK\r\n"
 

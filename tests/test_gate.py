@@ -141,3 +141,27 @@ def test_a_write_marks_all_its_keys_under_one_offset():
     keys.mark(0, [b"a", b"b"], 7)
     assert keys.offset_for(0, [b"b"]) == 7 and keys.newest == 7 and len(keys) == 2
     assert keys.drain(7) == 2 and len(keys) == 0
+
+
+def test_what_held_replies_and_uncommitted_changes_pin_is_counted_and_given_back():
+    """The back-pressure budget reads these counts: each held reply and each uncommitted
+    change pins its bytes plus its bookkeeping, and exactly that comes back when it goes."""
+    from workbench.durability.gate import HELD_REPLY_OVERHEAD, UNCOMMITTED_CHANGE_OVERHEAD
+    gate, aof = gate_with_aof()
+    held = HeldReplies()
+    gate.replies_pinned += held.add(b"+OK\r\n", 10)
+    gate.replies_pinned += held.add(b"$1\r\nv\r\n", 20)
+    gate.record_write(0, [b"k", b"key2"], 10)
+    gate.record_write(0, [b"k"], 20)                     # a second change of k: pinned too
+    assert gate.replies_pinned == held.pinned == 5 + 7 + 2 * HELD_REPLY_OVERHEAD
+    assert gate.uncommitted.pinned == 1 + 4 + 1 + 3 * UNCOMMITTED_CHANGE_OVERHEAD
+    aof.fsynced(10)
+    gate.advance()
+    before = held.pinned
+    assert held.release(gate.committed_offset) == [b"+OK\r\n"]
+    gate.replies_pinned -= before - held.pinned
+    assert gate.pinned_bytes == 7 + HELD_REPLY_OVERHEAD + 1 + UNCOMMITTED_CHANGE_OVERHEAD
+    aof.fsynced(20)
+    gate.advance()
+    assert held.clear() == 1 and held.pinned == 0
+    assert gate.uncommitted.pinned == 0

@@ -7,7 +7,13 @@ replies are written back in order. Two things make this more than a loop:
   Valkey, a blocked client executes nothing else until it is unblocked: the commands
   behind it wait in ``pending`` and the socket stops being read.
 * **Protocol errors** end the connection after one ``-ERR Protocol error`` reply; the
-  commands that arrived whole before the bad bytes still run.
+  commands that arrived whole before the bad bytes still run, and their replies -- held
+  ones too -- leave before the error. A client that half-closes (sends end-of-file but
+  still reads) gets every reply to what it sent, then the connection closes.
+* **The commit gate** holds replies in ``held`` until what they depend on is durable.
+  When the node's pinned bytes reach their budget (see ``gating.py``), a client whose
+  reply was just held is *held back*: its socket stops being read and the rest of its
+  pipeline waits in ``pending`` until fsyncs free the budget.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections import deque
 
 from ..durability import NOT_HELD, HeldReplies
 from ..resp import ProtocolError, RequestParser, encode
+from . import gating
 
 _client_ids = itertools.count(1)
 
@@ -67,13 +74,15 @@ class ClientConnection(asyncio.Protocol):
         # flow
         self.pending: deque = deque()
         self.blocked = False
-        self.closing = False
+        self.closing = False                  # execute nothing more; close once answered
+        self.peer_done = False                # the client half-closed: answer, then close
         # output written at the end of this event-loop turn (see _queue_output)
         self._unsent: list = []
         # the commit gate: the offset the current reply waits for, and the held output
         self.hold_until = NOT_HELD
         self.held = HeldReplies()
-        self.paused_by_gate = False
+        self.paused_by_gate = False           # its own held output passed its limit
+        self.held_back = False                # the node's pinned bytes reached their budget
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport):
@@ -88,7 +97,18 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closing = True
+        gate = self.node.gate
+        if gate is not None and self.held.pinned:
+            gate.replies_pinned -= self.held.pinned
+        self.held.clear()
         self.node.client_disconnected(self)
+
+    def eof_received(self):
+        """The client shut its sending side. It may still be reading: keep the socket
+        open until everything it sent is answered (held replies included), then close."""
+        self.peer_done = True
+        self._close_when_answered()
+        return True
 
     def data_received(self, data):
         if self.closing:
@@ -96,7 +116,7 @@ class ClientConnection(asyncio.Protocol):
         now = self.last_interaction = time.time()
         parser = self.parser
         items = parser.feed(data)
-        if self.blocked or self.pending:
+        if self.blocked or self.pending or self.held_back:
             self.pending.extend(items)
             return
         node = self.node
@@ -120,13 +140,23 @@ class ClientConnection(asyncio.Protocol):
                     self._emit_gated(reply, out)
             if self.closing:
                 break
+            if self.held_back:                    # the rest waits for the budget
+                self.pending.extend(items[i + 1:])
+                break
         self.flush(out)
 
     # -- helpers -----------------------------------------------------------------------
     def flush(self, out: list) -> None:
         if out:
             self._queue_output(out)
-        if self.closing and self.transport is not None:
+        if self.closing or self.peer_done:
+            self._close_when_answered()
+
+    def _close_when_answered(self) -> None:
+        """Close once nothing the client sent is left unanswered (held replies leave first)."""
+        if self.held or self.blocked or (self.pending and not self.closing):
+            return
+        if self.transport is not None:
             self._write_unsent()
             self.transport.close()
 
@@ -150,14 +180,16 @@ class ClientConnection(asyncio.Protocol):
     def _protocol_error(self, err: ProtocolError, out: list) -> None:
         self.node.log(f"Protocol error ({err.reason}) from client: id={self.id} addr={self.addr}")
         if err.reply:
-            out.append(err.wire)
+            if self.held:                         # after the replies still held, in order
+                self._hold(err.wire, NOT_HELD)
+            else:
+                out.append(err.wire)
         self.closing = True
 
     def _block(self, blocked: Blocked, out: list) -> None:
+        self.blocked = True                       # first: a half-closed client stays open
         self.flush(out)
-        self.blocked = True
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self.pause_reading()
         blocked.future.add_done_callback(self._unblocked)
 
     def _unblocked(self, future: asyncio.Future) -> None:
@@ -170,12 +202,11 @@ class ClientConnection(asyncio.Protocol):
         out = []
         if reply is not _NO_REPLY:
             self._emit_gated(reply, out)
-        if not self.paused_by_gate:
-            self.transport.resume_reading()
         self._drain_pending(out)
+        self.resume_reading()
 
     def _drain_pending(self, out: list) -> None:
-        while self.pending and not self.closing:
+        while self.pending and not self.closing and not self.held_back:
             item = self.pending.popleft()
             if type(item) is not list:
                 self._protocol_error(item, out)
@@ -187,6 +218,18 @@ class ClientConnection(asyncio.Protocol):
             if reply is not _NO_REPLY:
                 self._emit_gated(reply, out)
         self.flush(out)
+
+    def pause_reading(self) -> None:
+        """Read nothing more for now (a transport that is already closing has nothing to pause)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again, unless something else still says stop."""
+        if (self.transport is not None and not self.transport.is_closing() and not self.blocked
+                and not self.closing and not self.paused_by_gate and not self.held_back
+                and not self.pending and not self.node.paused):
+            self.transport.resume_reading()
 
     # -- the commit gate ------------------------------------------------------------
     def _emit_gated(self, reply, out: list) -> None:
@@ -200,46 +243,73 @@ class ClientConnection(asyncio.Protocol):
         if out:                                   # earlier replies of the batch go first
             self._queue_output(list(out))
             out.clear()
-        if not held.held_bytes:                   # the first held reply: wait for it
-            self.node.gate.wait(self, hold)
-        held.add(data, hold)
-        if held.held_bytes > self.node.config["reply-blocking-max-held-bytes"] \
+        node = self.node
+        self._hold(data, hold)
+        if held.held_bytes > node.config["reply-blocking-max-held-bytes"] \
                 and not self.paused_by_gate and self.transport is not None:
             self.paused_by_gate = True            # back-pressure: read nothing more for now
-            self.transport.pause_reading()
+            self.pause_reading()
+        if not self.held_back and gating.budget_reached(node):
+            gating.hold_back(node, self)
+
+    def _hold(self, data: bytes, offset: int) -> None:
+        gate = self.node.gate
+        if not self.held:                         # the first held reply: wait for it
+            gate.wait(self, offset)
+        gate.replies_pinned += self.held.add(data, offset)
+
+    def hold_back(self) -> None:
+        """The node is at its pinned-bytes budget: read and execute nothing more for now."""
+        self.held_back = True
+        self.pause_reading()
+
+    def let_go(self) -> None:
+        """The budget has room again: run what waited, then read again."""
+        self.held_back = False
+        if self.blocked or self.closing or self.transport is None:
+            return
+        self._drain_pending([])
+        self.resume_reading()
 
     def release_held(self, committed) -> int:
         """Send the held replies the committed offset now covers (``None``: all)."""
         held = self.held
+        pinned = held.pinned
         released = held.release(committed if committed is not None else 2**63)
+        gate = self.node.gate
+        if gate is not None:
+            gate.replies_pinned -= pinned - held.pinned
         if released:
             if self._unsent:                      # behind output already queued this turn
                 self._queue_output(released)
             elif self.transport is not None and not self.transport.is_closing():
                 # all of this client's due replies at once: nothing to wait for
                 self.transport.write(b"".join(released) if len(released) > 1 else released[0])
-        gate = self.node.gate
-        if held.held_bytes:                       # more wait, for a later offset
+        if held:                                  # more wait, for a later offset
             if gate is not None and committed is not None:
                 gate.wait(self, held.first_offset())
             return 1 if released else 0
         if gate is not None:
             gate.waiting.discard(self)
-        if self.paused_by_gate:
-            self.paused_by_gate = False
-            if self.transport is not None and not self.blocked and not self.closing:
-                self.transport.resume_reading()
+        self._held_drained()
         return 1 if released else 0
 
     def fail_held(self, error) -> None:
         """The disk failed: every held reply becomes ``error``, one for one, in order."""
+        gate = self.node.gate
+        if gate is not None:
+            gate.replies_pinned -= self.held.pinned
         count = self.held.clear()
         if count:
             self._queue_output([error.wire] * count)
+        self._held_drained()
+
+    def _held_drained(self) -> None:
         if self.paused_by_gate:
             self.paused_by_gate = False
-            if self.transport is not None and not self.blocked and not self.closing:
-                self.transport.resume_reading()
+            self.resume_reading()
+        if self.closing or self.peer_done:
+            self._close_when_answered()
 
     def send(self, reply) -> None:
         """Push an out-of-band reply (a pub/sub message) to this client."""

@@ -29,6 +29,7 @@ from ..replication.primary import ReplicationState
 from ..replication.replica import ReplicaLink
 from ..durability import NOT_HELD
 from . import gating
+from .commands_admin import protected_refusal
 from .connection import ClientConnection, NO_REPLY
 from .persistence import AofPersistence, StreamClient
 from .pubsub import PubSub
@@ -69,6 +70,11 @@ class NodeServer(AofPersistence):
         self.aof_provider = None
         self.write_behind = None
         self.wb_pending: list = []               # this loop turn's AOF bytes, for the write-behind log
+        self.wb_pending_bytes = 0
+        self.wb_hand_over: asyncio.Handle | None = None   # hands wb_pending over at the turn's end
+        self.held_back: dict = {}                # clients held back by the pinned-bytes budget, oldest first
+        self.held_back_count = 0
+        self.pinned_peak = 0
         self.paused = False
         self._aof_flush_pending = False
         self._fsync_thread: threading.Thread | None = None
@@ -103,24 +109,22 @@ class NodeServer(AofPersistence):
         """Freeze like a SIGSTOPped process: sockets stay open, nothing is read or done."""
         self.paused = True
         for conn in self.clients:
-            if conn.transport is not None:
-                conn.transport.pause_reading()
+            conn.pause_reading()
         if self.link is not None:
             self.link.pause_reading(True)
 
     def resume(self) -> None:
         self.paused = False
         for conn in self.clients:
-            if conn.transport is not None and not conn.blocked and not conn.paused_by_gate:
-                conn.transport.resume_reading()
+            conn.resume_reading()
         if self.link is not None:
             self.link.pause_reading(False)
+        gating.relieve(self)                     # what the budget let go of meanwhile
 
     def kill(self, power_loss: bool) -> int:
         """Stop at once, like a crashed process: no goodbye, no flush. Returns bytes lost."""
         self._stopping.set()
-        if self.write_behind is not None:
-            self.write_behind.stop()
+        gating.stop(self)
         if self._server is not None:
             self._server.close()
         for conn in list(self.clients):
@@ -148,8 +152,8 @@ class NodeServer(AofPersistence):
             return
         self.clients.add(conn)
         self.stat_connections += 1
-        if self.paused and conn.transport is not None:
-            conn.transport.pause_reading()
+        if self.paused:
+            conn.pause_reading()
 
     def client_disconnected(self, conn: ClientConnection) -> None:
         self.clients.discard(conn)
@@ -157,6 +161,7 @@ class NodeServer(AofPersistence):
             self.repl.drop_replica(conn.replica)
         self.pubsub.unsubscribe_all(conn)
         self.unwatch(conn)
+        self.held_back.pop(conn, None)
         if self.gate is not None and conn in self.gate.waiting:
             self.gate.waiting.discard(conn)
             self.gate.clients_disconnected_before_unblocking += 1
@@ -177,6 +182,10 @@ class NodeServer(AofPersistence):
             return self.reject(conn, unknown_command(argv))
         if not spec.arity_ok(len(argv)):
             return self.reject(conn, wrong_arity(spec.name))
+        if spec.is_server and "protected" in spec.flags:      # DEBUG: enable-debug-command
+            refusal = protected_refusal(self, conn)
+            if refusal is not None:
+                return self.reject(conn, refusal)
         if not conn.authenticated and "noauth" not in spec.flags:
             return self.reject(conn, NOAUTH)
         if conn.multi is not None and spec.name not in _MULTI_CONTROL:

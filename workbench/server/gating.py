@@ -12,7 +12,14 @@ node's pieces:
   until the disk works again;
 * losing the primary role, or turning gating off, settles every waiting client: a
   demotion disconnects them (they are never told a success that was not durable),
-  switching gating off releases them.
+  switching gating off releases them;
+* back-pressure: everything a not-yet-durable write keeps in memory -- its held reply,
+  its uncommitted-key entry, its AOF bytes until the writer has fsynced them -- counts
+  against one node-wide budget, ``reply-blocking-max-pinned-bytes``. A client whose
+  reply is held while the budget is reached is *held back* (its socket is not read); when
+  fsyncs bring the pinned bytes down to half the budget, the held-back clients go on, the
+  longest-waiting first. Clients that hold nothing are never held back: ``PING`` and
+  reads of committed keys answer even while the gate is paused and a flood waits.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ def enable(server) -> None:
 
 def disable(server, *, disconnect: bool) -> None:
     gate, server.gate = server.gate, None
+    _cancel_hand_over(server)
     if server.write_behind is not None:
         _hand_over(server)                   # what this turn produced still goes to disk
         not_durable = server.write_behind.drain_and_stop()
@@ -79,6 +87,16 @@ def disable(server, *, disconnect: bool) -> None:
             conn.release_held(None)
     for effect in gate.release_everything():
         effect()
+    relieve(server)
+
+
+def stop(server) -> None:
+    """The node crashed: the writer stops as it is, and no hand-over runs after it (the
+    AOF file is closed; a crash loses this turn's bytes as a real one loses its BIO jobs)."""
+    _cancel_hand_over(server)
+    server.wb_pending, server.wb_pending_bytes = [], 0
+    if server.write_behind is not None:
+        server.write_behind.stop()
 
 
 def submit(server, data: bytes) -> None:
@@ -92,14 +110,23 @@ def submit(server, data: bytes) -> None:
         if server.write_behind.idle:
             server.write_behind.submit(data, server.repl.offset)
             return
-        asyncio.get_running_loop().call_soon(_hand_over, server)
+        server.wb_hand_over = asyncio.get_running_loop().call_soon(_hand_over, server)
     pending.append(data)
+    server.wb_pending_bytes += len(data)
 
 
 def _hand_over(server) -> None:
+    server.wb_hand_over = None
     pending, server.wb_pending = server.wb_pending, []
+    server.wb_pending_bytes = 0
     if pending and server.write_behind is not None:
         server.write_behind.submit(b"".join(pending), server.repl.offset, writes=len(pending))
+
+
+def _cancel_hand_over(server) -> None:
+    if server.wb_hand_over is not None:
+        server.wb_hand_over.cancel()
+        server.wb_hand_over = None
 
 
 def _fsync_started(server, offset: int) -> None:
@@ -126,6 +153,7 @@ def progress(server) -> None:
     before = gate.committed_offset
     effects = gate.advance()
     if gate.committed_offset == before:
+        relieve(server)                     # the fsync may still have freed AOF bytes
         return
     released = 0
     for conn in gate.due():
@@ -137,6 +165,56 @@ def progress(server) -> None:
                                                  clients=released))
         server.events.publish(ev.KeysCommitted(server.name, committed_offset=gate.committed_offset,
                                                uncommitted_keys=len(gate.uncommitted)))
+    relieve(server)
+
+
+# -- back-pressure: one budget for what not-yet-durable writes pin -------------------------
+
+def pinned_bytes(server) -> int:
+    """What not-yet-durable writes keep in memory now: held replies, uncommitted-key
+    entries and deferred notifications (the gate), and AOF bytes not yet fsynced (this
+    turn's and the write-behind log's). Bounded by ``reply-blocking-max-pinned-bytes``."""
+    total = server.wb_pending_bytes
+    if server.gate is not None:
+        total += server.gate.pinned_bytes
+    if server.write_behind is not None:
+        total += server.write_behind.queued_bytes
+    return total
+
+
+def budget_reached(server) -> bool:
+    """Checked as each reply is held, which is when the pinned bytes grow (and the peak
+    is recorded: ``INFO reply_blocking`` shows it)."""
+    pinned = pinned_bytes(server)
+    if pinned > server.pinned_peak:
+        server.pinned_peak = pinned
+    budget = server.config["reply-blocking-max-pinned-bytes"]
+    return budget > 0 and pinned >= budget
+
+
+def hold_back(server, conn) -> None:
+    """``conn``'s held reply took the node to its budget: stop reading it for now."""
+    server.held_back[conn] = None
+    server.held_back_count += 1
+    conn.hold_back()
+
+
+def relieve(server) -> None:
+    """Let held-back clients go on once the pinned bytes are down to half the budget
+    (at once when gating is off or the disk fails: nothing more is being pinned then).
+    The longest-waiting go first, and only while the budget has room."""
+    if not server.held_back or server.paused:
+        return
+    budget = server.config["reply-blocking-max-pinned-bytes"]
+    pinning = server.gate is not None and server.aof_error is None and budget > 0
+    if pinning and pinned_bytes(server) > budget // 2:
+        return
+    for conn in list(server.held_back):
+        if pinning and budget_reached(server):
+            return
+        if conn in server.held_back:          # (a command run meanwhile may have let it go)
+            del server.held_back[conn]
+            conn.let_go()
 
 
 def misconf(server) -> ReplyError:
@@ -156,6 +234,7 @@ def _failed(server, err: OSError) -> None:
     for conn in list(gate.waiting):
         conn.fail_held(error)
     gate.waiting.clear()
+    relieve(server)
 
 
 def _recovered(server) -> None:
@@ -197,6 +276,8 @@ def snapshot(server) -> dict:
                           "replies": len(conn.held), "bytes": conn.held.held_bytes,
                           "waits_for": conn.held.first_offset()} for conn in waiting],
         "paused": bool(provider is not None and provider.paused),
+        "pinned_bytes": pinned_bytes(server),
+        "held_back_clients": len(server.held_back),
         "group_commit_batches": worker.batches if worker else 0,
         "group_commit_writes": worker.batched_writes if worker else 0,
     }

@@ -10,6 +10,11 @@
     reply_blocking_previous_acked_offset:<the committed offset>
     reply_blocking_primary_repl_offset:<the replication offset>
 
+and the workbench's own: held bytes, the group-commit counters, and the back-pressure
+budget -- ``reply_blocking_pinned_bytes`` (what not-yet-durable writes keep in memory
+now), ``..._pinned_peak_bytes`` (the most seen), ``..._max_pinned_bytes`` (the budget),
+``..._held_back_clients`` (clients not being read now) and ``..._held_back_count``.
+
 ``DEBUG reply-blocking-pause aof`` freezes the durable offset the gate sees (fsyncs go
 on) and ``DEBUG reply-blocking-resume aof`` lets it catch up: the lever a test or a
 notebook uses to watch replies wait.
@@ -38,6 +43,11 @@ def info_lines(server) -> list[str]:
         f"reply_blocking_provider_aof_paused:{1 if server.aof_provider.paused else 0}",
         f"reply_blocking_group_commit_batches:{server.write_behind.batches if server.write_behind else 0}",
         f"reply_blocking_group_commit_writes:{server.write_behind.batched_writes if server.write_behind else 0}",
+        f"reply_blocking_pinned_bytes:{gating.pinned_bytes(server)}",
+        f"reply_blocking_pinned_peak_bytes:{server.pinned_peak}",
+        f"reply_blocking_max_pinned_bytes:{server.config['reply-blocking-max-pinned-bytes']}",
+        f"reply_blocking_held_back_clients:{len(server.held_back)}",
+        f"reply_blocking_held_back_count:{server.held_back_count}",
     ]
 
 

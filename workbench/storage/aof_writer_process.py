@@ -13,6 +13,9 @@ for the protocol), and its replies arrive on a socket the event loop already pol
 No asyncio here: the owner registers :meth:`fileno` with its loop, calls :meth:`replies`
 when it is readable and, while :attr:`unsent` holds frames the socket could not take
 (the disk is behind), :meth:`flush` when it is writable. Nothing here blocks the loop.
+Unsent frames are kept as the caller's own ``bytes`` (sent with one ``sendmsg``), not
+copied: the write-behind log already holds them until they are durable, and a second
+copy would double what a slow disk makes the node hold.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import deque
 
 from ._aof_writer_child import APPEND, FAULT, FRAME, OPEN, REPLY
 
@@ -46,7 +50,7 @@ class AofWriterProcess:
         ours.setblocking(False)          # never toggled: each toggle is a system call
         self._sock = ours
         self._inbox = bytearray()
-        self.unsent = bytearray()        # frames the socket could not take yet (disk behind)
+        self.unsent: deque = deque()     # frame parts the socket could not take yet (disk behind)
 
     @property
     def pid(self) -> int:
@@ -70,19 +74,28 @@ class AofWriterProcess:
         self._send(FAULT, errno_value, b"")
 
     def _send(self, kind: int, token: int, payload: bytes) -> None:
-        self.unsent += FRAME.pack(kind, token, len(payload))
-        self.unsent += payload
+        self.unsent.append(FRAME.pack(kind, token, len(payload)))
+        if payload:
+            self.unsent.append(payload)
         self.flush()
 
     def flush(self) -> bool:
         """Send what the socket takes now; True when nothing is left unsent. Raises
         ``ConnectionError`` when the writer is gone."""
-        while self.unsent:
+        unsent = self.unsent
+        while unsent:
             try:
-                sent = self._sock.send(self.unsent)
+                sent = self._sock.sendmsg(list(unsent) if len(unsent) <= 64
+                                          else [unsent[i] for i in range(64)])
             except BlockingIOError:
                 return False
-            del self.unsent[:sent]
+            while sent:
+                part = unsent[0]
+                if sent < len(part):
+                    unsent[0] = memoryview(part)[sent:]
+                    break
+                sent -= len(part)
+                unsent.popleft()
         return True
 
     def replies(self) -> list[tuple[int, int, float, int]]:

@@ -14,6 +14,8 @@ until the writer reports the token durable; then it tells its owner
 reports ``on_error(error)`` and, if the writer got the bytes down after all,
 ``on_recovered()``. Bytes it still holds when it is switched off are given back
 (:meth:`drain_and_stop`), so nothing the node executed goes missing from the file.
+What it holds until the writer reports it durable is its owner's to bound:
+:attr:`queued_bytes` says how much that is.
 
 Everything here runs on the event-loop thread; ``loop`` is anything with ``add_reader``,
 ``remove_reader``, ``add_writer`` and ``remove_writer`` (an asyncio loop).
@@ -51,6 +53,7 @@ class WriteBehindLog:
         loop.add_reader(self._fd, self._replies_arrived)
         self._waiting_for_socket = False
         self._handed_over: deque[tuple[int, int, bytes, int]] = deque()  # token, offset, data, writes
+        self._handed_over_bytes = 0
         self._tokens = 0
         self._stopped = False
         self.failing = False
@@ -63,17 +66,26 @@ class WriteBehindLog:
         return not self._handed_over
 
     @property
+    def queued_bytes(self) -> int:
+        """Bytes held here until the writer reports them durable (the frames waiting for
+        the writer's socket are these same bytes, not a copy)."""
+        return self._handed_over_bytes
+
+    @property
     def writer_pid(self) -> int:
         return self._writer.pid
 
     def submit(self, data: bytes, offset: int, writes: int = 1) -> None:
         """Hand over the bytes of writes up to replication offset ``offset``."""
+        if self._stopped:               # a crashed node's last turn: nothing more is written
+            return
         if self._generation != self.aof.generation:
             # Rewrites happen with gating off (CONFIG SET appendonly yes, a replica's full
             # sync); the log is created afterwards and must never see one.
             raise RuntimeError("the AOF was rewritten under the write-behind log")
         self._tokens += 1
         self._handed_over.append((self._tokens, offset, data, writes))
+        self._handed_over_bytes += len(data)
         self.aof.handed_over(len(data))
         try:
             self._writer.append(self._tokens, data)
@@ -134,7 +146,8 @@ class WriteBehindLog:
                 continue
             offset, writes = None, 0
             while self._handed_over and self._handed_over[0][0] <= token:
-                _, offset, _, count = self._handed_over.popleft()
+                _, offset, data, count = self._handed_over.popleft()
+                self._handed_over_bytes -= len(data)
                 writes += count
             self.aof.fsync_completed(fsynced_size, duration_ms)
             self.batches += 1
