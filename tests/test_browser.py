@@ -128,8 +128,44 @@ class JupyterLab:
         return leftovers
 
 
+# The partition windows of every Bokeh document in the page: the offset chart's source
+# is the one whose columns are exactly "start" and "end".
+PAGE_PARTITION_WINDOWS = """() => {
+    const found = [];
+    for (const doc of (window.Bokeh ? window.Bokeh.documents : [])) {
+        for (const model of doc._all_models.values()) {
+            if (model.type !== "ColumnDataSource") continue;
+            const data = model.data instanceof Map ? Object.fromEntries(model.data) : model.data;
+            if (Object.keys(data).sort().join(",") === "end,start")
+                found.push({start: Array.from(data.start), end: Array.from(data.end)});
+        }
+    }
+    return found;
+}"""
+
+RUN_CELL_WITH = """async (text) => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const index = panel.content.widgets.findIndex(
+        cell => cell.model.sharedModel.getSource().includes(text));
+    if (index < 0) throw new Error(`no cell contains ${text}`);
+    panel.content.activeCellIndex = index;
+    await window.jupyterapp.commands.execute('notebook:run-cell');
+    return index;
+}"""
+
+
 @pytest.mark.browser
-def test_tour_in_jupyterlab_kill_button(tmp_path):
+def test_tour_in_jupyterlab(tmp_path):
+    """The tour in a real page: Run All, click, partition twice, reload, clean up.
+
+    Reproductions, each from the page as a reader saw it:
+    * Partition -> Heal -> Partition -> Heal left the chart's partition source with 2
+      start values and 3 end values (the second window never shaded) and the console
+      with hundreds of "data source has columns of inconsistent lengths" warnings;
+    * after a reload with the kernel still running, running the chart cell again failed
+      with "Failed to create view for 'BokehView' ... reading 'require'";
+    * Run All closed the cluster in its last cell, so every button was dead afterwards.
+    """
     sync_playwright, expect = require_playwright()
     lab = JupyterLab(tmp_path)
     try:
@@ -137,22 +173,20 @@ def test_tour_in_jupyterlab_kill_button(tmp_path):
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            console_errors = []
-            page.on("console", lambda m: console_errors.append(m.text)
-                    if m.type == "error" else None)
+            console = []
+            page.on("console", lambda m: console.append((m.type, m.text)))
+            page.on("dialog", lambda dialog: dialog.accept())   # "leave the page?" on reload
             page.goto(lab.url(f"lab/tree/{TOUR}"))
             page.wait_for_function(KERNEL_IDLE, timeout=60_000)
 
-            # Every cell but the last: that one closes the cluster the buttons act on.
-            page.evaluate("""async () => {
-                const panel = window.jupyterapp.shell.currentWidget;
-                panel.content.activeCellIndex = panel.content.widgets.length - 1;
-                await window.jupyterapp.commands.execute('notebook:run-all-above');
-            }""")
+            # Run All: the last cell only shows the clean-up button; the cluster stays up.
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             expect(page.locator(".wb-node-card")).to_have_count(3, timeout=30_000)
             expect(page.locator(".jp-OutputArea-output", has_text="VERDICT")).to_be_visible(
                 timeout=60_000)
             expect(page.locator(".wb-offset-chart canvas").first).to_be_attached()
+            expect(page.locator(".wb-close-cluster")).to_be_enabled(timeout=30_000)
+            page.wait_for_function(KERNEL_IDLE, timeout=30_000)
 
             page.locator(".wb-control-panel").evaluate("el => el.scrollIntoView()")
             cards = page.locator(".wb-node-card")
@@ -165,18 +199,54 @@ def test_tour_in_jupyterlab_kill_button(tmp_path):
             expect(page.locator(".wb-event-log")).to_contain_text(f"{name} crashed",
                                                                    timeout=10_000)
 
+            # The second partition of the run (the tour made the first), then heal.
+            network = page.locator(".wb-cluster-status")
+            page.locator(".wb-partition-primary").click()
+            expect(network).to_contain_text("partitioned", timeout=10_000)
+            page.locator(".wb-heal").click()
+            expect(network).to_contain_text("whole", timeout=10_000)
+            page.wait_for_function(f"""() => {{
+                const [w] = ({PAGE_PARTITION_WINDOWS})();
+                return w !== undefined && w.start.length === 2 && w.end.length === 2;
+            }}""", timeout=10_000)
+            [windows] = page.evaluate(PAGE_PARTITION_WINDOWS)
+            assert all(s < e for s, e in zip(windows["start"], windows["end"])), windows
             page.screenshot(path=str(tmp_path / "tour.png"))
 
-            # Now the teardown cell, so the kernel stops the cluster before the server goes.
-            page.evaluate("""async () => {
-                const panel = window.jupyterapp.shell.currentWidget;
-                panel.content.activeCellIndex = panel.content.widgets.length - 1;
-                await window.jupyterapp.commands.execute('notebook:run-cell');
-            }""")
+            # Reload with the kernel running, and show the charts again: no set-up cell.
+            reloaded = len(console)
+            page.reload()
+            page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+            page.evaluate(RUN_CELL_WITH, "viz.show(cluster)")
+            expect(page.locator(".wb-node-card")).to_have_count(3, timeout=30_000)
+            expect(page.locator(".wb-offset-chart canvas").first).to_be_attached(
+                timeout=30_000)
+            page.wait_for_function(KERNEL_IDLE, timeout=30_000)
+            failed_views = [text for _, text in console[reloaded:]
+                            if "Failed to create view" in text or "reading 'require'" in text]
+            assert not failed_views, failed_views
+
+            # The clean-up cell: its button closes the cluster; every control turns off.
+            page.evaluate(RUN_CELL_WITH, "viz.CloseButton(cluster)")
+            page.locator(".wb-close-cluster").click()
+            expect(page.locator(".wb-close-cluster")).to_have_text("The cluster is closed",
+                                                                   timeout=10_000)
+            expect(page.locator(".wb-node-card .wb-node-status")).to_have_text(
+                ["CLOSED"] * 3, timeout=10_000)
+            for css in (".wb-kill", ".wb-power-kill", ".wb-restart", ".wb-partition-primary",
+                        ".wb-heal"):
+                for button in page.locator(css).all():
+                    expect(button).to_be_disabled()
+            log = page.locator(".wb-event-log")
+            expect(log).to_contain_text("shut down on purpose (not a crash)")
+            assert "crashed" not in log.inner_text()
+            page.screenshot(path=str(tmp_path / "tour-closed.png"))
             page.wait_for_function(KERNEL_IDLE, timeout=30_000)
             browser.close()
-        print("screenshot:", tmp_path / "tour.png")
-        print("console errors:", console_errors)
+        print("screenshots:", tmp_path / "tour.png", tmp_path / "tour-closed.png")
+        print("console errors:", [text for kind, text in console if kind == "error"])
     finally:
         leftovers = lab.stop()
     assert not leftovers, f"processes left running after jupyter lab stopped: {leftovers}"
+    inconsistent = [text for _, text in console if "inconsistent lengths" in text]
+    assert not inconsistent, f"{len(inconsistent)} warnings, the first: {inconsistent[0]}"

@@ -7,19 +7,27 @@ from pathlib import Path
 import nbclient
 import nbformat
 import pytest
+from nbformat.v4 import new_code_cell
 
 REPO = Path(__file__).resolve().parent.parent
 TOUR = REPO / "notebooks" / "00-tour.ipynb"
-WRITE_BEHIND = REPO / "notebooks" / "02-write-behind.ipynb"
-SHOOTOUT = REPO / "notebooks" / "05-shootout.ipynb"
-RAFT_SIMULATOR = REPO / "notebooks" / "06-raft-simulator.ipynb"
+WRITE_BEHIND = REPO / "notebooks" / "01-write-behind.ipynb"
+SHOOTOUT = REPO / "notebooks" / "02-shootout.ipynb"
+RAFT_SIMULATOR = REPO / "notebooks" / "03-raft-simulator.ipynb"
 NOTEBOOKS = [TOUR, WRITE_BEHIND, SHOOTOUT, RAFT_SIMULATOR]
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# The last cell of a notebook with live controls: Run All shows the button and leaves
+# the cluster running; pressing it is the clean-up.
+CLEAN_UP = "done = viz.CloseButton(cluster)"
 
 
-def execute(path: Path):
-    """Run every cell of ``path`` in a fresh python3 kernel started in the repo root."""
+def execute(path: Path, *, clean_up: bool = False):
+    """Run every cell of ``path`` in a fresh python3 kernel started in the repo root;
+    with ``clean_up``, then press the notebook's clean-up button, as a reader would."""
     nb = nbformat.read(path, as_version=4)
+    if clean_up:
+        nb.cells.append(new_code_cell("assert not cluster._closed, 'Run All closed the cluster'\n"
+                                      "done.click()"))
     client = nbclient.NotebookClient(
         nb, timeout=120, kernel_name="python3", store_widget_state=True,
         shutdown_kernel="immediate", resources={"metadata": {"path": str(REPO)}})
@@ -34,7 +42,7 @@ def outputs_text(nb) -> str:
             if output.output_type == "stream":
                 parts.append(output.text)
             elif "data" in output and "text/plain" in output.data:
-                parts.append(output.data["text/plain"])
+                parts.append(output.data["text/plain"] + "\n")   # a repr ends no line
     return "".join(parts)
 
 
@@ -43,12 +51,22 @@ def verdicts(nb) -> list[str]:
     return [line for line in outputs_text(nb).splitlines() if line.startswith("VERDICT")]
 
 
+def widgets_with_class(nb, model_name: str, css_class: str) -> list[dict]:
+    """The final states of the ``model_name`` widgets carrying ``css_class``."""
+    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
+    return [model["state"] for model in state.values()
+            if model["model_name"] == model_name
+            and css_class in model["state"].get("_dom_classes", ())]
+
+
 def labels_with_class(nb, css_class: str) -> list[str]:
     """The final values of the Label widgets carrying ``css_class``."""
-    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
-    return [model["state"]["value"] for model in state.values()
-            if model["model_name"] == "LabelModel"
-            and css_class in model["state"].get("_dom_classes", ())]
+    return [state["value"] for state in widgets_with_class(nb, "LabelModel", css_class)]
+
+
+def no_bokeh_set_up_cell(nb) -> bool:
+    """Charts bring BokehJS along: no notebook needs an ``output_notebook()`` cell."""
+    return not any("output_notebook" in cell.source for cell in nb.cells)
 
 
 @pytest.mark.notebook
@@ -64,6 +82,30 @@ def test_tour_runs_and_reaches_its_verdict():
     assert sorted(statuses) == ["primary", "replica", "replica"], statuses
     offsets = [int(v) for v in labels_with_class(nb, "wb-node-offset") if v.isdigit()]
     assert len(offsets) == 3 and min(offsets) > 0, offsets
+    # Run All leaves the cluster up, so the reader can still play: the controls are live.
+    kills = widgets_with_class(nb, "ButtonModel", "wb-kill")
+    assert len(kills) == 3 and not all(kill["disabled"] for kill in kills), kills
+    assert no_bokeh_set_up_cell(nb)
+
+
+@pytest.mark.notebook
+def test_tour_clean_up_closes_the_cluster_and_turns_the_controls_off():
+    """Reproduction: the tour's last cell closed the cluster during Run All, so every
+    button was dead ("kill n1: the cluster is closed") although the intro says Run All
+    works, and the closing was logged as three "crashed (killed)" events. Now Run All
+    leaves the cluster up; the clean-up button closes it, and the panel says so."""
+    nb = execute(TOUR, clean_up=True)
+
+    assert labels_with_class(nb, "wb-node-status") == ["CLOSED"] * 3
+    buttons = [state for css in ("wb-kill", "wb-power-kill", "wb-restart", "wb-partition-primary",
+                                 "wb-heal")
+               for state in widgets_with_class(nb, "ButtonModel", css)]
+    assert len(buttons) == 11 and all(button["disabled"] for button in buttons)
+    [log] = widgets_with_class(nb, "HTMLModel", "wb-event-log")
+    assert "cluster closed: n1, n2, n3 shut down on purpose (not a crash)" in log["value"]
+    assert "crashed" not in log["value"]
+    [done] = widgets_with_class(nb, "ButtonModel", "wb-close-cluster")
+    assert done["disabled"] and done["description"] == "The cluster is closed"
 
 
 @pytest.mark.notebook
@@ -80,6 +122,22 @@ def test_write_behind_runs_and_reaches_its_verdict():
     [committed] = labels_with_class(nb, "wb-gate-committed")
     assert executed.isdigit() and int(executed) > 0 and committed == executed
     assert labels_with_class(nb, "wb-gate-status") == ["replies leave when fsynced"]
+    [pause] = widgets_with_class(nb, "ToggleButtonModel", "wb-gate-pause")
+    assert not pause["disabled"], "Run All must leave the node up and its lever live"
+    assert no_bokeh_set_up_cell(nb)
+
+
+@pytest.mark.notebook
+def test_write_behind_clean_up_says_the_cluster_is_closed():
+    """Reproduction: after the last cell closed the node, the gate panel's Pause button
+    answered with a raw "Error 111 connecting to 127.0.0.1:...". Now the clean-up button
+    closes it and the panel says plainly that the cluster is closed, lever off."""
+    nb = execute(WRITE_BEHIND, clean_up=True)
+
+    [status] = labels_with_class(nb, "wb-gate-status")
+    assert status.startswith("the cluster is closed"), status
+    [pause] = widgets_with_class(nb, "ToggleButtonModel", "wb-gate-pause")
+    assert pause["disabled"] and not pause["value"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
@@ -89,8 +147,11 @@ def test_notebook_is_stored_clean(path):
     assert nb.metadata["kernelspec"]["name"] == "python3"
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
-    if any("wb.Cluster(" in cell.source for cell in code):   # a cluster it starts, it stops
-        assert "cluster.close()" in code[-1].source
+    if any("cluster = wb.Cluster(" in cell.source for cell in code):
+        # A cluster it starts, it stops -- when the reader presses the clean-up button,
+        # not during Run All: nothing before that button closes the cluster.
+        assert code[-1].source.startswith(CLEAN_UP)
+        assert not any("cluster.close()" in cell.source for cell in code)
 
 
 @pytest.mark.notebook

@@ -143,6 +143,14 @@ class Healed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterClosed(Event):
+    """The cluster was shut down on purpose: every node stopped, no crash. It is the
+    last event a subscriber gets; stopping the nodes publishes nothing more."""
+
+    nodes: tuple
+
+
+@dataclass(frozen=True, slots=True)
 class EventsDropped(Event):
     count: int
 
@@ -174,7 +182,8 @@ class Subscription:
         self._wake.set()
 
     def _run(self) -> None:
-        while not self._closed:
+        # Events offered before close() are still delivered: the last one may say why.
+        while not self._closed or self._queue:
             self._wake.wait()
             self._wake.clear()
             while self._queue:
@@ -197,6 +206,11 @@ class Subscription:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the events already offered to be delivered."""
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
 
 class EventBus:
@@ -223,8 +237,13 @@ class EventBus:
         for sub in self._subscriptions:
             sub.offer(event)
 
-    def close(self) -> None:
-        for sub in self._subscriptions:
-            sub.close()
-        self._subscriptions = []
+    def close(self, timeout: float = 2.0) -> None:
+        """Deliver what was published so far (waiting up to ``timeout`` seconds in all),
+        then stop every subscriber."""
+        subscriptions, self._subscriptions = self._subscriptions, []
         self.active = False
+        for sub in subscriptions:
+            sub.close()
+        deadline = time.monotonic() + timeout
+        for sub in subscriptions:
+            sub.join(max(0.0, deadline - time.monotonic()))

@@ -81,6 +81,9 @@ class Nemesis:
                 named.update(members)
             if groups and all(groups):
                 c.partition(*groups)
+                # the log names the sides: "partition n1 | n2 n3"
+                rest = [n.name for n in c.nodes if n.name not in named]
+                names = [" | ".join(" ".join(g) for g in groups + ([rest] if rest else []))]
         elif action == "heal":
             c.heal()
         elif action in _TOGGLES:

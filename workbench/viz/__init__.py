@@ -5,14 +5,18 @@
 
     cluster = wb.Cluster(mode="async", nodes=3)
     panel, chart = viz.show(cluster)
+    viz.show_figure(viz.lost_writes_figure(20, 12))   # any Bokeh figure, drawn once
+    viz.CloseButton(cluster)                          # shut down when the reader is done
 
 Node threads never touch a widget: everything they produce reaches the screen through
-one :class:`UiPump` per cluster (see :mod:`workbench.viz.pump`).
+one :class:`UiPump` per cluster (see :mod:`workbench.viz.pump`). Every chart brings
+BokehJS along (see :mod:`workbench.viz.bokehjs`): no ``output_notebook()`` cell needed.
 """
 
+from .bokehjs import ChartWidget, show_figure
 from .charts import OffsetChart, lost_writes_figure, node_colour
 from .gate import GatePanel
-from .panel import ControlPanel
+from .panel import CloseButton, ControlPanel
 from .pump import UiPump
 
 
@@ -23,9 +27,10 @@ def show(cluster):
     pump = UiPump.for_cluster(cluster)
     panel = ControlPanel(cluster, pump)
     chart = OffsetChart(cluster, pump)
-    display(panel, chart.widget)
+    display(panel)
+    display(chart)
     return panel, chart
 
 
-__all__ = ["ControlPanel", "GatePanel", "OffsetChart", "UiPump", "lost_writes_figure", "node_colour",
-           "show"]
+__all__ = ["ChartWidget", "CloseButton", "ControlPanel", "GatePanel", "OffsetChart", "UiPump",
+           "lost_writes_figure", "node_colour", "show", "show_figure"]

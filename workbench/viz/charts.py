@@ -1,8 +1,8 @@
 """Bokeh pictures: a live chart of replication offsets, and the verdict's bar chart.
 
 The live chart is fed only by a :class:`~workbench.viz.pump.UiPump`: each drained
-snapshot adds one point per node; events shade partition windows and mark failovers
-and crashes. Everything here runs on the kernel thread.
+snapshot adds one point per node; events shade partition windows and mark failovers,
+crashes and the cluster's shutdown. Everything here runs on the kernel thread.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ import time
 from bokeh.models import ColumnDataSource
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
+from .bokehjs import ChartWidget, display_with_bokehjs
 from .pump import EVENTS, SNAPSHOT, UiPump
 
 PARTITION_FILL = "#9e9e9e"
 # Vertical line style per kind of mark. (BokehJS 3.9 draws every dash pattern of a
 # vspan as dots, so failovers are solid rather than dashed.)
-MARK_STYLES = {"failover": "solid", "crash": "dotted"}
+MARK_STYLES = {"failover": "solid", "crash": "dotted", "closed": "solid"}
+CLOSED_COLOUR = "#616161"
 LOST_COLOUR = "#d62728"
 KEPT_COLOUR = "#2ca02c"
 ACKED_COLOUR = "#7f7f7f"
@@ -37,7 +38,8 @@ class OffsetChart:
     """Each node's replication offset over time; partitions shaded, failovers marked.
 
     Display it like a widget (``display(chart)``); ``chart.widget`` is the
-    ``BokehModel``, ``chart.figure`` the Bokeh figure.
+    ``BokehModel``, ``chart.figure`` the Bokeh figure. Once the cluster is closed the
+    chart keeps what it drew and takes nothing more.
     """
 
     def __init__(self, cluster, pump: UiPump | None = None, *, history: int = 1500,
@@ -72,20 +74,24 @@ class OffsetChart:
         self.figure.legend.location = "top_left"
         self.figure.legend.click_policy = "hide"
         self._partition_row: int | None = None   # the row of the window still open
-        self.widget = BokehModel(self.figure)
+        self._partition_rows = 0                 # windows shaded so far, open one included
+        self.closed = False
+        self.widget = ChartWidget(self.figure)
         self.widget.add_class("wb-offset-chart")
         self.pump = pump or UiPump.for_cluster(cluster)
         self.pump.on(SNAPSHOT, self._apply_snapshot)
         self.pump.on(EVENTS, self._apply_events)
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self, **kwargs) -> None:
+        display_with_bokehjs(self.widget)
 
     def _seconds(self, wall_time: float) -> float:
         return round(wall_time - self.started, 3)
 
     # -- appliers (kernel thread, called by the pump) -----------------------------------
     def _apply_snapshot(self, snapshot: dict) -> None:
+        if self.closed:
+            return
         now = self._seconds(snapshot["_time"])
         point = {"t": [now]}
         for name in self.names:
@@ -98,10 +104,13 @@ class OffsetChart:
 
     def _apply_events(self, events: list) -> None:
         for event in events:
+            if self.closed:
+                return
             at = self._seconds(event.time)
             if event.kind == "Partitioned":
                 self._end_partition(at)
-                self._partition_row = len(self.partitions.data["start"])
+                self._partition_row = self._partition_rows
+                self._partition_rows += 1
                 self.partitions.stream({"start": [at], "end": [at]})
             elif event.kind == "Healed":
                 self._end_partition(at)
@@ -111,6 +120,10 @@ class OffsetChart:
             elif event.kind == "NodeKilled":
                 what = "lost power" if event.power_loss else "killed"
                 self._mark("crash", at, f"{event.node} {what}", node_colour(event.node))
+            elif event.kind == "ClusterClosed":
+                self._end_partition(at)
+                self._mark("closed", at, "cluster closed", CLOSED_COLOUR)
+                self.closed = True
 
     def _end_partition(self, at: float) -> None:
         if self._partition_row is not None:

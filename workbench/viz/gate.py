@@ -20,13 +20,15 @@ import time
 import ipywidgets as widgets
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
-from .pump import UiPump
+from .bokehjs import ChartWidget, display_with_bokehjs
+from .pump import EVENTS, UiPump
 
 EXECUTED_COLOUR = "#1f77b4"
 COMMITTED_COLOUR = "#2ca02c"
 PAUSED_COLOUR = "#c62828"
+CLOSED_COLOUR = "#616161"
+CLOSED_NOTE = "the cluster is closed: its node is stopped, so there is no gate to pause"
 
 
 class GatePanel(widgets.VBox):
@@ -39,6 +41,7 @@ class GatePanel(widgets.VBox):
         self.started = time.time()
         self.history = history
         self._showing = False        # True while a snapshot (not a click) sets the toggle
+        self.closed = False
         self.status = self._label("waiting for the first snapshot…", "wb-gate-status")
         self.executed_offset = self._label("–", "wb-gate-executed")
         self.committed_offset = self._label("–", "wb-gate-committed")
@@ -70,7 +73,7 @@ class GatePanel(widgets.VBox):
         self.figure.step("t", "committed", source=self.source, mode="after", line_width=2,
                          color=COMMITTED_COLOUR, legend_label="committed (durable)")
         self.figure.legend.location = "top_left"
-        self.chart = BokehModel(self.figure)
+        self.chart = ChartWidget(self.figure)
         self.chart.add_class("wb-gate-chart")
         title = widgets.HTML(f"<b>Commit gate of {self.node.name}</b> "
                              f"<span style='color:#666'>127.0.0.1:{self.node.port}</span>")
@@ -84,7 +87,11 @@ class GatePanel(widgets.VBox):
         self.key = f"gate:{self.node.name}"
         self.pump = pump or UiPump.for_cluster(cluster)
         self.pump.on(self.key, self._apply_gate)
+        self.pump.on(EVENTS, self._apply_events)
         self.pump.sample(self.key, self.node.gate_snapshot)
+
+    def _ipython_display_(self, **kwargs) -> None:
+        display_with_bokehjs(self)
 
     @staticmethod
     def _label(value: str, css_class: str | None = None):
@@ -97,6 +104,9 @@ class GatePanel(widgets.VBox):
     def _on_toggle(self, change) -> None:
         if self._showing:
             return
+        if self.closed or not self.cluster.runtime.loop.is_running():
+            self.show_closed()
+            return
         lever = "reply-blocking-pause" if change["new"] else "reply-blocking-resume"
         try:
             with self.cluster.client(self.node) as client:
@@ -105,8 +115,28 @@ class GatePanel(widgets.VBox):
             self.status.value = f"DEBUG {lever} failed: {err}"
         self.pump.sample_now()       # what the node now reports comes back through the pump
 
-    # -- the applier (kernel thread, called by the pump) -----------------------------------
+    # -- the appliers (kernel thread, called by the pump) ----------------------------------
+    def show_closed(self) -> None:
+        """The cluster is closed: say so plainly, and turn the lever off."""
+        self.closed = True
+        self.status.value = CLOSED_NOTE
+        self.status.style.text_color = CLOSED_COLOUR
+        self._showing = True
+        try:
+            self.pause.value = False
+            self.pause.disabled = True
+            self.pause.tooltip = CLOSED_NOTE
+        finally:
+            self._showing = False
+        self.held_replies.value = self._render_held([])
+
+    def _apply_events(self, events: list) -> None:
+        if any(event.kind == "ClusterClosed" for event in events):
+            self.show_closed()
+
     def _apply_gate(self, state: dict) -> None:
+        if self.closed:
+            return
         now = round(time.time() - self.started, 3)
         if not state["alive"]:
             self.status.value = "node down"

@@ -4,6 +4,9 @@ Buttons act through the same public API a test uses (``node.kill()``,
 ``node.restart()``, ``cluster.partition()``, ``cluster.heal()``). What the cards show
 comes only from snapshots and events drained by the :class:`~workbench.viz.pump.UiPump`,
 so a card shows what the cluster *reports*, never what a button hoped for.
+
+Closing the cluster (``cluster.close()``, or the button of :class:`CloseButton`) turns
+every control off and says so: a closed cluster has nothing left to kill.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import ipywidgets as widgets
 from .charts import node_colour
 from .pump import EVENTS, SNAPSHOT, UiPump
 
-ROLE_COLOURS = {"primary": "#1b7a1b", "replica": "#1f4e9c", "KILLED": "#c62828"}
+ROLE_COLOURS = {"primary": "#1b7a1b", "replica": "#1f4e9c", "KILLED": "#c62828",
+                "CLOSED": "#616161"}
+CLOSED_NOTE = "the cluster is closed: its nodes are stopped, so the buttons are off"
 LOG_LINES = 14
 
 
@@ -57,6 +62,8 @@ def describe(event) -> str | None:
         return f"{event.node} rejected {event.command}: {event.error}"
     if kind == "Note":
         return event.text
+    if kind == "ClusterClosed":
+        return f"cluster closed: {', '.join(event.nodes)} shut down on purpose (not a crash)"
     if kind == "EventsDropped":
         return f"({event.count} events dropped: the log fell behind)"
     return None
@@ -132,12 +139,23 @@ class NodeCard(widgets.VBox):
         self.kill.disabled = self.power_kill.disabled = not state["alive"]
         self.restart.disabled = state["alive"]
 
+    def show_closed(self) -> None:
+        """The cluster is closed: say so, and turn every button off."""
+        self.status.value = "CLOSED"
+        self.status.style.text_color = ROLE_COLOURS["CLOSED"]
+        for label in (self.offset, self.key_count, self.aof_fsynced, self.link):
+            label.value = "–"
+        for button in (self.kill, self.power_kill, self.restart):
+            button.disabled = True
+            button.tooltip = CLOSED_NOTE
+
 
 class ControlPanel(widgets.VBox):
     """Cards for every node of ``cluster``, cluster-wide buttons and an event log."""
 
     def __init__(self, cluster, pump: UiPump | None = None):
         self.cluster = cluster
+        self.closed = False
         self.cards = {node.name: NodeCard(self, node) for node in cluster.nodes}
         self.network = widgets.HTML("<i>network: waiting for the first snapshot…</i>")
         self.network.add_class("wb-cluster-status")
@@ -150,6 +168,7 @@ class ControlPanel(widgets.VBox):
                               layout=widgets.Layout(width="auto"))
         heal.add_class("wb-heal")
         heal.on_click(lambda _: self.act("heal", cluster.heal))
+        self.cluster_buttons = (partition, heal)
         self.log_lines: list[str] = []
         self.event_log = widgets.HTML(self._render_log())
         self.event_log.add_class("wb-event-log")
@@ -167,9 +186,10 @@ class ControlPanel(widgets.VBox):
     # -- actions (kernel thread, from button clicks) --------------------------------------
     def act(self, what: str, action) -> None:
         """Run a button's action; its outcome shows up through the pump, like any change."""
-        if not self.cluster.runtime.loop.is_running():
-            self.pump.append(EVENTS, _Note(f"{what}: the cluster is closed"))
+        if self.closed or not self.cluster.runtime.loop.is_running():
+            self.pump.append(EVENTS, _Note(f"{what}: {CLOSED_NOTE}"))
             self.pump.flush()
+            self.show_closed()
             return
         try:
             action()
@@ -186,7 +206,19 @@ class ControlPanel(widgets.VBox):
                                [n.name for n in self.cluster.nodes if n is not primary])
 
     # -- appliers (kernel thread, called by the pump) -----------------------------------
+    def show_closed(self) -> None:
+        """The cluster is closed: every card and button says so and turns off."""
+        self.closed = True
+        for card in self.cards.values():
+            card.show_closed()
+        for button in self.cluster_buttons:
+            button.disabled = True
+            button.tooltip = CLOSED_NOTE
+        self.network.value = f"<b style='color:{ROLE_COLOURS['CLOSED']}'>{CLOSED_NOTE}</b>"
+
     def _apply_snapshot(self, snapshot: dict) -> None:
+        if self.closed:
+            return
         for name, card in self.cards.items():
             card.show(snapshot[name])
         groups = snapshot["_partition"]
@@ -198,6 +230,8 @@ class ControlPanel(widgets.VBox):
 
     def _apply_events(self, events: list) -> None:
         for event in events:
+            if event.kind == "ClusterClosed":
+                self.show_closed()
             line = describe(event)
             if line is not None:
                 stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
@@ -223,3 +257,28 @@ class _Note:
         self.text = text
         self.time = time.time()
         self.node = "panel"
+
+
+class CloseButton(widgets.Button):
+    """Shuts ``cluster`` down when pressed: the last cell of a notebook with live controls,
+    so that *Run All* leaves the cluster running for the reader to play with."""
+
+    def __init__(self, cluster, pump: UiPump | None = None):
+        super().__init__(description="Shut the cluster down", icon="power-off",
+                         tooltip="Stop every node and remove its files (cluster.close())",
+                         button_style="warning", layout=widgets.Layout(width="auto"))
+        self.add_class("wb-close-cluster")
+        self.cluster = cluster
+        # Taken now: once the cluster is closed its pump stops, and a new one would not watch.
+        self.pump = pump or UiPump.for_cluster(cluster)
+        self.on_click(lambda _: self.close_cluster())
+        self.pump.on(EVENTS, self._apply_events)
+
+    def close_cluster(self) -> None:
+        self.cluster.close()
+        self.pump.flush()   # the ClusterClosed event is here: show it in this click
+
+    def _apply_events(self, events: list) -> None:
+        if any(event.kind == "ClusterClosed" for event in events):
+            self.disabled = True
+            self.description = "The cluster is closed"
