@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("cluster", help="run a cluster in this terminal")
-    p.add_argument("--mode", default="async", help="async or aof")
+    p.add_argument("--mode", default="async", help="async, aof or sync")
     p.add_argument("--nodes", type=_positive_int, default=None,
                    help="how many nodes (default: the mode's size, 1 for aof, 3 otherwise)")
     p.add_argument("--data-dir", default=None,
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
     p.set_defaults(run=_check_aof)
 
     p = sub.add_parser("shootout", help="run every mode under the same faults and compare")
-    p.add_argument("--modes", default="async,aof", help="comma-separated, e.g. async,aof")
+    p.add_argument("--modes", default="async,aof,sync", help="comma-separated, e.g. async,aof,sync")
     p.add_argument("--schedule", default="split-brain",
                    help="a preset (split-brain, power-loss, ...) or 'random' (uses --seed)")
     p.add_argument("--seed", type=int, default=0)

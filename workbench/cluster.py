@@ -39,8 +39,11 @@ CLUSTER_NODE_CONFIGS = {"enable-debug-command": "local"}
 MODE_CONFIGS = {
     "async": {"appendonly": "yes", "appendfsync": "everysec"},
     "aof": {"appendonly": "yes", "appendfsync": "always", "aof-write-behind": "yes"},
+    # in memory unless appendonly=True: then the fsynced AOF joins the replicas' acks
+    "sync": {"durability-mode": "sync", "appendonly": "no", "appendfsync": "always",
+             "aof-write-behind": "yes"},
 }
-PLANNED_MODES = ("sync", "raft")
+PLANNED_MODES = ("raft",)
 # Modes whose promise holds for one node only. `aof`'s commit gate waits for the local
 # fsync; replicas under it would be asynchronous, and a failover would erase writes the
 # gate had acknowledged. Refusing is better than a mode name that promises more than it keeps.
@@ -48,7 +51,7 @@ SINGLE_NODE_MODES = ("aof",)
 SINGLE_NODE_ADVICE = (
     "mode 'aof' is a single node: its commit gate waits for the local fsync only, so "
     "replicas under it would be asynchronous and a failover would erase acknowledged "
-    "writes. For replicas that share the promise use mode 'sync' or 'raft' (planned); for "
+    "writes. For replicas that share the promise use mode 'sync' (or 'raft', planned); for "
     "Valkey's own 'AOF plus asynchronous replicas' use mode='async', appendfsync='always'")
 CLUSTER_KEYWORDS = ("down_after_ms",)
 
@@ -72,6 +75,10 @@ class Cluster:
             raise ValueError(f"nodes must be an integer from 1 to 9, not {nodes!r}")
         if mode in SINGLE_NODE_MODES and nodes != 1:
             raise ValueError(f"nodes={nodes}: {SINGLE_NODE_ADVICE}")
+        if mode == "sync" and nodes < 2:
+            raise ValueError(f"nodes={nodes}: mode 'sync' replicates synchronously, so it needs "
+                             "a primary and at least one replica (nodes=2 or more; 3 survives "
+                             "the loss of any one node)")
         if int(down_after_ms) < 100:
             raise ValueError("down_after_ms must be at least 100")
         try:
@@ -112,9 +119,14 @@ class Cluster:
             await node._start(replica_of=first.name)
 
     def _replicas_online(self) -> bool:
+        """Every replica synced (and in sync mode granted eligibility)."""
         primary = self.nodes[0].server
-        return primary is not None and len(
-            [r for r in primary.repl.replicas if r.state == "online"]) == len(self.nodes) - 1
+        if primary is None:
+            return False
+        if primary.eligibility is not None:
+            return len(primary.eligibility.eligible) == len(self.nodes) - 1
+        return len([r for r in primary.repl.replicas
+                    if r.state == "online"]) == len(self.nodes) - 1
 
     # -- context manager and teardown -------------------------------------------------
     def __enter__(self) -> "Cluster":

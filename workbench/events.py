@@ -143,6 +143,30 @@ class Healed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class EligibilityGranted(Event):
+    """``sync``: the primary (``node``) now waits for ``replica`` on every write."""
+    replica: str
+    offset: int               # the primary's offset when the caught-up replica was granted
+    epoch: int                # the monitors' config epoch that recorded it (0: not yet agreed)
+
+
+@dataclass(frozen=True, slots=True)
+class EligibilityRevoked(Event):
+    """``sync``: ``replica`` is no longer eligible (on the primary, or on the replica itself)."""
+    replica: str
+    reason: str               # disconnected, timed out, full resync, restarted, ...
+    agreed: bool              # recorded by a majority of monitors before taking effect
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTimedOut(Event):
+    """``sync``: a held write was not committed within durability-timeout-ms."""
+    client: int
+    offset: int
+    committed_offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterClosed(Event):
     """The cluster was shut down on purpose: every node stopped, no crash. It is the
     last event a subscriber gets; stopping the nodes publishes nothing more."""

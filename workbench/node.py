@@ -95,9 +95,10 @@ class Node:
         self.events.publish(ev.DiskFault(self.name, error=str(fault) if fault else None))
 
     # -- the loop side -------------------------------------------------------------------
-    async def _start(self, replica_of: str | None = None) -> None:
+    async def _start(self, replica_of: str | None = None, amnesic: bool = False) -> None:
         server = NodeServer(self)
         server.port = self.port
+        server.amnesic = amnesic
         target = None
         if replica_of is not None:
             target = ("127.0.0.1", self.port_of(replica_of))
@@ -129,7 +130,21 @@ class Node:
             await self._kill(False)
         saved = self._saved_role()
         primary = saved.get("primary") if saved.get("role") == "replica" else None
-        await self._start(replica_of=primary)
+        amnesic = (saved.get("role") == "primary" and not self.config["appendonly"]
+                   and self.config["durability-mode"] == "sync")
+        if amnesic:
+            # sync in memory: a primary that restarts has lost every write it held, so it
+            # must not lead again. It rejoins as a replica (of anyone, until the monitors,
+            # which now see a primary that is not one, fail over and redirect it).
+            primary = next(n for n in self.cluster.names if n != self.name)
+            self.log("restarted without persistence: its data is gone, it rejoins as a replica")
+        if saved.get("replica_eligible"):
+            # sync: a restarted replica may have lost what it acknowledged (a power cut),
+            # and cannot know what it missed: it is ineligible until granted again
+            self.save_state(replica_eligible=False)
+            self.events.publish(ev.EligibilityRevoked(self.name, replica=self.name,
+                                                      reason="restarted", agreed=False))
+        await self._start(replica_of=primary, amnesic=amnesic)
         self.events.publish(ev.NodeRestarted(self.name, port=self.port,
                                              loaded_commands=self.server.loaded_commands))
 
@@ -154,11 +169,24 @@ class Node:
         return host, port
 
     def save_role(self, role: tuple) -> None:
-        """Remember the role across restarts, as Valkey rewrites its config file."""
+        """Remember the role across restarts, as Valkey rewrites its config file. A new
+        role starts without eligibility (sync): a primary's grants and a replica's grant
+        belong to the role they were made in."""
         if role[0] == "replica":
             data = {"role": "replica", "primary": self.peer_name_for_port(role[2])}
         else:
             data = {"role": "primary"}
+        self._write_state(data)
+
+    def save_state(self, **fields) -> None:
+        """Persist more of the node's state beside its role (sync: ``eligible``, the
+        replicas a primary waits for; ``replica_eligible``, a replica's own grant)."""
+        self._write_state({**self._saved_role(), **fields})
+
+    def saved_state(self) -> dict:
+        return self._saved_role()
+
+    def _write_state(self, data: dict) -> None:
         atomic_write(os.path.join(self.data_dir, "node.json"), json.dumps(data).encode())
 
     def _saved_role(self) -> dict:

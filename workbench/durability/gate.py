@@ -158,6 +158,18 @@ class HeldReplies:
     def first_offset(self) -> int:
         return self._chunks[0][0] if self._chunks else NOT_HELD
 
+    def replace_first(self, offset: int, data: bytes) -> bool:
+        """The first reply waiting for ``offset`` becomes ``data`` and may leave as soon
+        as the replies before it do (a write that timed out gets its error)."""
+        chunks = self._chunks
+        for i, (waits_for, old) in enumerate(chunks):
+            if waits_for == offset:
+                chunks[i] = (NOT_HELD, data)
+                self.held_bytes += len(data) - len(old)
+                self.pinned += len(data) - len(old)
+                return True
+        return False
+
     def clear(self) -> int:
         dropped = len(self._chunks)
         self._chunks.clear()

@@ -1,8 +1,9 @@
 """Durability providers: each reports the highest replication offset it made durable.
 
 The commit gate takes the minimum over a mode's providers. ``aof`` mode has one, the
-AOF provider; ``sync`` will add the replicas' acknowledgements and ``raft`` the log's
-commit index -- a new mode is a new provider, not a new pipeline.
+AOF provider; ``sync`` has the replicas' acknowledgements (and the AOF's too when it
+is on); ``raft`` will have the log's commit index -- a new mode is a new provider, not a
+new pipeline.
 """
 
 from __future__ import annotations
@@ -40,3 +41,43 @@ class AofProvider:
     @property
     def paused(self) -> bool:
         return self.paused_at is not None
+
+
+class ReplicaProvider:
+    """The offset every *eligible* replica has acknowledged (synchronous replication).
+
+    ``eligible`` maps each replica the primary waits for to the offset it acknowledged.
+    With fewer than ``required`` of them nothing more is durable: the offset stays where
+    it is, so held writes wait (and time out) rather than commit on too few copies. With
+    ``required == 0`` and nobody eligible, a write is durable once executed.
+    """
+
+    name = "replicas"
+
+    def __init__(self, required: int, executed_offset, committed_offset: int = 0):
+        self.required = required
+        self.executed_offset = executed_offset      # () -> the primary's offset
+        self.eligible: dict[str, int] = {}
+        self._floor = committed_offset              # the last offset reported
+
+    @property
+    def durable_offset(self) -> int:
+        if len(self.eligible) < self.required:
+            return self._floor
+        offset = min(self.eligible.values()) if self.eligible else self.executed_offset()
+        if offset > self._floor:
+            self._floor = offset
+        return self._floor
+
+    def acked(self, name: str, offset: int) -> None:
+        if name in self.eligible and offset > self.eligible[name]:
+            self.eligible[name] = offset
+
+    def grant(self, name: str, offset: int) -> None:
+        self.eligible[name] = offset
+
+    def revoke(self, name: str) -> None:
+        self.eligible.pop(name, None)
+
+    def enough(self) -> bool:
+        return len(self.eligible) >= self.required

@@ -19,9 +19,18 @@ majority agreeing the primary is down (ODOWN) and a majority of votes, it is the
 failover leader: it promotes the **reachable** replica with the highest replication
 offset and announces the new configuration.
 
-Nothing here waits for writes to be safe. A minority primary keeps accepting writes
-(nobody told it anything), the majority promotes someone else, and when the partition
-heals the old primary's acknowledged writes are discarded. That is the lesson.
+In ``async`` mode nothing here waits for writes to be safe. A minority primary keeps
+accepting writes (nobody told it anything), the majority promotes someone else, and when
+the partition heals the old primary's acknowledged writes are discarded. That is the
+lesson.
+
+In ``sync`` mode the configuration also holds the **eligible set**: the replicas the
+primary waits for on every write. Changing it is a vote, like a failover: the primary's
+monitor proposes the new set for a new epoch (``SENTINEL PROPOSE``), each monitor grants
+one proposal or failover per epoch, and the set counts as recorded once a majority has
+adopted it. A failover may only promote a replica of the agreed set that still says it is
+eligible (a restart clears that), and a voter refuses a candidate outside its own set:
+a majority that recorded a revocation always overlaps a majority that elects.
 """
 
 from __future__ import annotations
@@ -54,6 +63,8 @@ class Monitor:
         self.primary = self.names[0]
         self.voted_epoch = 0
         self.voted_for = ""
+        self.eligible: list[str] = []          # sync: the agreed eligible set
+        self.recorded_epoch = 0                # the epoch this monitor last got recorded
         self.last_ok: dict[str, float] = {n: time.monotonic() for n in self.names}
         # Monitors authenticate on every connection with their node's ``masterauth``, the
         # password of the replication group (Sentinel's ``auth-pass``).
@@ -81,6 +92,7 @@ class Monitor:
                 saved = json.load(f)
             self.epoch, self.primary = saved["epoch"], saved["primary"]
             self.voted_epoch, self.voted_for = saved["voted_epoch"], saved["voted_for"]
+            self.eligible = list(saved.get("eligible", []))
         except (OSError, ValueError, KeyError):
             pass
 
@@ -88,7 +100,17 @@ class Monitor:
         from ..storage import atomic_write
         atomic_write(self._path, json.dumps({
             "epoch": self.epoch, "primary": self.primary,
-            "voted_epoch": self.voted_epoch, "voted_for": self.voted_for}).encode())
+            "voted_epoch": self.voted_epoch, "voted_for": self.voted_for,
+            "eligible": self.eligible}).encode())
+
+    @property
+    def sync_mode(self) -> bool:
+        return self.node.config["durability-mode"] == "sync"
+
+    @property
+    def eligible_agreed(self) -> bool:
+        """This monitor got its current configuration recorded by a majority."""
+        return self.recorded_epoch == self.epoch
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -163,7 +185,14 @@ class Monitor:
 
     async def _ping(self, name: str, timeout: float) -> None:
         try:
-            reply = await self.peers[name].call("PING", timeout=timeout)
+            if self.sync_mode and name == self.primary:
+                # sync: the primary must still *be* one (an in-memory primary that
+                # restarted empty comes back as a replica: it is down as a primary)
+                reply = await self.peers[name].call("ROLE", timeout=timeout)
+                if isinstance(reply, list) and reply and reply[0] != b"master":
+                    return
+            else:
+                reply = await self.peers[name].call("PING", timeout=timeout)
             if not isinstance(reply, ReplyError) or reply.prefix in _ALIVE_ERRORS:
                 self.last_ok[name] = time.monotonic()
             self._note_auth(name, reply)
@@ -173,11 +202,13 @@ class Monitor:
     async def _hello(self, name: str, timeout: float) -> None:
         try:
             reply = await self.peers[name].call("SENTINEL", "HELLO", self.epoch, self.primary,
-                                                timeout=timeout)
+                                                _csv(self.eligible), timeout=timeout)
         except (OSError, asyncio.TimeoutError, EOFError, ValueError):
-            return
-        if isinstance(reply, list) and len(reply) == 2:
-            self.adopt(int(reply[0]), reply[1].decode())
+            return None
+        if isinstance(reply, list) and len(reply) == 3:
+            self.adopt(int(reply[0]), reply[1].decode(), _names(reply[2]))
+            return int(reply[0]), _names(reply[2])
+        return None
 
     def _note_auth(self, name: str, reply) -> None:
         """Log once when a peer starts (or stops) refusing this monitor's password."""
@@ -192,12 +223,47 @@ class Monitor:
         return time.monotonic() - self.last_ok.get(name, 0) < self.down_after
 
     # -- configuration ----------------------------------------------------------------
-    def adopt(self, epoch: int, primary: str) -> None:
+    def adopt(self, epoch: int, primary: str, eligible: list[str] | None = None) -> None:
         if epoch > self.epoch and primary in self.names:
-            self.node.log(f"monitor adopts epoch {epoch}: primary is {primary}")
+            self.node.log(f"monitor adopts epoch {epoch}: primary is {primary}"
+                          + (f", eligible {_csv(eligible)}" if self.sync_mode else ""))
             self.epoch, self.primary = epoch, primary
+            self.eligible = list(eligible or [])
             self._save()
             self._reconcile_own_node()
+
+    async def record_eligible(self, eligible: list[str]) -> bool:
+        """Have a majority of monitors record ``eligible`` as the primary's set (sync).
+
+        A vote for a new epoch, then the new configuration announced; True once a
+        majority (this monitor included) has adopted it."""
+        if self.primary != self.name:
+            return False
+        timeout = max(self.ping_interval * 2, 0.1)
+        epoch = max(self.epoch, self.voted_epoch) + 1
+        self.voted_epoch, self.voted_for = epoch, self.name
+        self._save()
+        reachable = [n for n in self.peers if self.reachable(n)]
+
+        async def ask(name):
+            try:
+                return await self.peers[name].call("SENTINEL", "PROPOSE", epoch, self.primary,
+                                                    _csv(eligible), self.name, timeout=timeout)
+            except (OSError, asyncio.TimeoutError, EOFError, ValueError):
+                return None
+        votes = 1 + sum(r == 1 for r in await asyncio.gather(*(ask(n) for n in reachable)))
+        if votes < self.quorum or self.epoch >= epoch or self.primary != self.name:
+            return False
+        self.epoch, self.eligible, self.recorded_epoch = epoch, list(eligible), epoch
+        self._save()
+        heard = await asyncio.gather(*(self._hello(n, timeout) for n in reachable))
+        recorded = 1 + sum(1 for h in heard if h is not None and h[0] == epoch)
+        if recorded < self.quorum:
+            self.recorded_epoch = 0
+            return False
+        self.node.log(f"monitor: eligible set {_csv(eligible)} recorded by {recorded}/"
+                      f"{len(self.names)} monitors in epoch {epoch}")
+        return True
 
     def _reconcile_own_node(self) -> None:
         """Make this monitor's node agree with the configuration."""
@@ -205,7 +271,7 @@ class Monitor:
         if server is None:
             return
         if self.primary == self.name:
-            if server.link is not None and self.epoch > 0:
+            if server.link is not None and self.epoch > 0 and not server.amnesic:
                 server.become_primary()
             return
         host, port = "127.0.0.1", self.node.port_of(self.primary)
@@ -217,16 +283,25 @@ class Monitor:
     # -- failover -----------------------------------------------------------------------
     async def _try_failover(self, timeout: float) -> None:
         old = self.primary
+        candidate = None
+        if self.sync_mode:
+            candidate = await self._best_eligible(old, timeout)
+            if candidate is None:
+                self.node.log(f"monitor: {old} is unreachable and no eligible replica can "
+                              f"replace it (agreed set: {_csv(self.eligible)}): waiting")
+                self.next_failover_at = time.monotonic() + self.down_after
+                return
         epoch = max(self.epoch, self.voted_epoch) + 1
         self.voted_epoch, self.voted_for = epoch, self.name
         self._save()
         down, votes = 1, 1
+        extra = (candidate,) if candidate is not None else ()
         for name, peer in self.peers.items():
             if not self.reachable(name):
                 continue
             try:
                 reply = await peer.call("SENTINEL", "IS-MASTER-DOWN-BY-ADDR", old, epoch,
-                                        self.name, timeout=timeout)
+                                        self.name, *extra, timeout=timeout)
             except (OSError, asyncio.TimeoutError, EOFError, ValueError):
                 continue
             if isinstance(reply, list) and len(reply) == 3:
@@ -244,7 +319,7 @@ class Monitor:
                 + self._jitter.uniform(0, 2 * self.down_after)
             return
         self.node.events.publish(ev.FailoverBegun(self.name, old_primary=old, epoch=epoch))
-        chosen = await self._best_replica(old, timeout)
+        chosen = candidate if self.sync_mode else await self._best_replica(old, timeout)
         if chosen is None:
             self.node.log("failover aborted: no reachable replica")
             self.next_failover_at = time.monotonic() + self.down_after
@@ -260,7 +335,8 @@ class Monitor:
                 self.node.log(f"failover aborted: REPLICAOF NO ONE to {chosen} got {reply}")
                 self.next_failover_at = time.monotonic() + self.down_after
                 return
-        self.epoch, self.primary = epoch, chosen
+        # sync: the new primary starts with nobody eligible; its replicas earn it again
+        self.epoch, self.primary, self.eligible = epoch, chosen, []
         self._save()
         self.node.log(f"failover epoch {epoch}: promoted {chosen} (old primary {old})")
         self.node.events.publish(ev.FailoverDone(self.name, old_primary=old, new_primary=chosen,
@@ -287,15 +363,51 @@ class Monitor:
             return None
         return max(offsets, key=lambda n: (offsets[n], [-ord(c) for c in n]))
 
+    async def _best_eligible(self, old: str, timeout: float) -> str | None:
+        """sync: the agreed-eligible replica, reachable and still eligible by its own
+        account (a restart clears that), with the highest offset (ties: lowest name)."""
+        offsets = {}
+        server = self.node.server
+        for name in self.eligible:
+            if name == old:
+                continue
+            if name == self.name:
+                if server is not None and server.link is not None and server.replica_eligible:
+                    offsets[name] = server.repl.offset
+                continue
+            if not self.reachable(name):
+                continue
+            try:
+                info = await self.peers[name].call("INFO", "replication", timeout=timeout)
+            except (OSError, asyncio.TimeoutError, EOFError, ValueError):
+                continue
+            fields = dict(line.split(":", 1) for line in info.decode().splitlines()
+                          if ":" in line) if isinstance(info, bytes) else {}
+            if fields.get("role") == "slave" and fields.get("replica_eligible") == "1":
+                offsets[name] = int(fields.get("slave_repl_offset", -1))
+        if not offsets:
+            return None
+        return max(offsets, key=lambda n: (offsets[n], [-ord(c) for c in n]))
+
     # -- what other monitors ask --------------------------------------------------------
     def handle_command(self, args: list):
         sub = args[0].upper() if args else b""
-        if sub == b"HELLO" and len(args) == 3:
-            self.adopt(int(args[1]), args[2].decode())
-            return [self.epoch, self.primary.encode()]
-        if sub == b"IS-MASTER-DOWN-BY-ADDR" and len(args) == 4:
+        if sub == b"HELLO" and len(args) in (3, 4):
+            self.adopt(int(args[1]), args[2].decode(), _names(args[3]) if len(args) == 4 else [])
+            return [self.epoch, self.primary.encode(), _csv(self.eligible).encode()]
+        if sub == b"PROPOSE" and len(args) == 5:
+            epoch, primary = int(args[1]), args[2].decode()
+            if epoch > self.voted_epoch and epoch > self.epoch and primary == self.primary:
+                self.voted_epoch, self.voted_for = epoch, args[4].decode()
+                self._save()
+                return 1
+            return 0
+        if sub == b"IS-MASTER-DOWN-BY-ADDR" and len(args) in (4, 5):
             primary, epoch, candidate = args[1].decode(), int(args[2]), args[3].decode()
             down = 1 if (primary == self.primary and not self.reachable(primary)) else 0
+            if len(args) == 5 and args[4].decode() not in self.eligible:
+                # sync: never help promote a replica outside the set this monitor recorded
+                return [down, self.voted_for.encode() or b"*", self.voted_epoch]
             # As Sentinel does, the vote does not wait for this monitor's own opinion of
             # the primary: the candidate still needs a majority saying "down" to act.
             if primary == self.primary and candidate != "*" and epoch > self.voted_epoch:
@@ -307,10 +419,20 @@ class Monitor:
                     self.next_failover_at = time.monotonic() + 2 * self.down_after
             return [down, self.voted_for.encode() or b"*", self.voted_epoch]
         if sub == b"CONFIG" and len(args) == 1:
-            return [self.epoch, self.primary.encode()]
+            return [self.epoch, self.primary.encode(), _csv(self.eligible).encode()]
         return ReplyError("ERR Unknown sentinel subcommand "
                           f"'{args[0].decode(errors='replace') if args else ''}'")
 
     def snapshot(self) -> dict:
-        return {"epoch": self.epoch, "primary": self.primary,
+        return {"epoch": self.epoch, "primary": self.primary, "eligible": list(self.eligible),
                 "reachable": {n: self.reachable(n) for n in self.names}}
+
+
+def _csv(names) -> str:
+    """An eligible set on the wire: comma-separated names, "-" for none."""
+    return ",".join(names) if names else "-"
+
+
+def _names(raw) -> list[str]:
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return [] if text in ("-", "") else sorted(text.split(","))

@@ -99,7 +99,10 @@ class Recorder:
 def classify(error: Exception) -> str:
     """``fail`` when the server definitely did not run the command, else ``info``."""
     if isinstance(error, redis.ResponseError):
-        prefix = str(error).split(" ", 1)[0]
+        text = str(error)
+        if "outcome unknown" in text:
+            return "info"  # sync: NOREPLICAS for a held write that timed out after it ran
+        prefix = text.split(" ", 1)[0]
         if isinstance(error, redis.ReadOnlyError) or prefix in DEFINITE_ERRORS:
             return "fail"
     return "info"          # timeouts, dropped connections, MISCONF for a held write...

@@ -188,11 +188,13 @@ class ReplicationState:
         return [[r.ip.encode(), str(r.port).encode(), str(r.ack_offset).encode()]
                 for r in self.replicas if r.state == "online"]
 
-    def info_lines(self) -> list[str]:
+    def info_lines(self, is_eligible=None) -> list[str]:
+        """``is_eligible(name)`` (sync) adds ``eligible=1|0`` to each replica's line."""
         now = time.monotonic()
         lines = [f"connected_slaves:{len(self.replicas)}"]
         for i, r in enumerate(self.replicas):
             lag = int(now - r.ack_time) if r.state == "online" else 0
+            eligible = "" if is_eligible is None else f",eligible={int(is_eligible(r.name))}"
             lines.append(f"slave{i}:ip={r.ip},port={r.port},state={r.state},"
-                         f"offset={r.ack_offset},lag={lag},type=replica")
+                         f"offset={r.ack_offset},lag={lag},type=replica{eligible}")
         return lines

@@ -135,6 +135,9 @@ class ReplicaLink:
             psync = await ask(b"PSYNC", b"?", b"-1")
         if isinstance(psync, ReplyError):
             raise LinkError(f"PSYNC refused: {psync.text}")
+        # sync: a new session with a live primary ends the old grant (the primary revokes
+        # it on its side too); it is earned again by catching up
+        server.set_replica_eligible(False, "new sync session")
         words = psync.split()
         if words[0] == "FULLRESYNC":
             self.sync_in_progress = True
@@ -167,6 +170,7 @@ class ReplicaLink:
         parser = RequestParser(with_sizes=True)
         raw = bytearray()
         ack_task = asyncio.get_running_loop().create_task(self._ack_every_second(writer))
+        sync_acks = server.config["durability-mode"] == "sync"
         try:
             data = first
             while True:
@@ -184,10 +188,19 @@ class ReplicaLink:
                             self.send_ack(writer)       # the offset before GETACK, as Valkey
                             server.repl.feed(chunk)
                             continue
+                        if argv[0].upper() == b"REPLCONF" and len(argv) == 4 \
+                                and argv[1].upper() == b"ELIGIBLE":
+                            # sync: the grant travels beside the stream, not in it: it
+                            # takes no offset, here or on this node's own replicas
+                            server.set_replica_eligible(True, f"granted at offset "
+                                                              f"{int(argv[3])}")
+                            continue
                         server.apply_from_primary(argv)
                         # The exact bytes go on, to this node's backlog and its own replicas.
                         server.repl.feed(chunk)
                     del raw[:consumed]
+                    if sync_acks:
+                        self.send_ack(writer)        # sync: the primary waits for this
                 data = await asyncio.wait_for(reader.read(65536), timeout)
                 if not data:
                     raise LinkError("connection closed by primary")

@@ -72,7 +72,18 @@ def _section_replication(s) -> list[str]:
             lines.append(f"master_link_down_since_seconds:{int(now - link.down_since)}")
         lines += ["slave_priority:100", f"slave_read_only:{1 if s.config['replica-read-only'] else 0}",
                   "replica_announced:1"]
-    lines += repl.info_lines()
+    sync = s.config["durability-mode"] == "sync"
+    if sync and link is not None:
+        lines.append(f"replica_eligible:{1 if s.replica_eligible else 0}")
+    eligibility = s.eligibility
+    lines += repl.info_lines(eligibility.is_eligible if eligibility is not None else None)
+    if sync:
+        lines.append("durability_mode:sync")
+        lines.append(f"durability_replicas:{s.config['durability-replicas']}")
+        if eligibility is not None:
+            lines += [f"eligible_replicas:{len(eligibility.eligible)}",
+                      f"eligible_replica_names:{','.join(eligibility.eligible)}",
+                      f"committed_offset:{s.gate.committed_offset}"]
     if s.config["min-replicas-to-write"] and s.config["min-replicas-max-lag"]:
         lines.append(f"min_slaves_good_slaves:{repl.good_replicas(s.config['min-replicas-max-lag'])}")
     lines += ["master_failover_state:no-failover", f"master_replid:{repl.replid}",

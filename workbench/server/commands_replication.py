@@ -8,6 +8,7 @@ from .. import events as ev
 from ..replication.primary import ReplicaPeer
 from ..resp import OK, ReplyError, Simple
 from ..store import snapshot
+from . import gating
 from .connection import NO_REPLY, Blocked
 from .registry import handles
 
@@ -26,10 +27,23 @@ def role(server, conn, argv):
     return [b"slave", link.host.encode(), link.port, state, offset]
 
 
-@handles("REPLICAOF", 3, "admin noscript stale no_async_loading", group="server", since="5.0.0")
+NOT_ELIGIBLE = ReplyError(
+    "ERR this replica is not eligible for promotion: in sync mode only a replica its primary "
+    "granted eligibility (caught up, acknowledging every write) is sure to hold every "
+    "acknowledged write. Use REPLICAOF NO ONE FORCE to promote it anyway")
+
+
+@handles("REPLICAOF", -3, "admin noscript stale no_async_loading", group="server", since="5.0.0")
 def replicaof(server, conn, argv):
-    """Make this node a replica of another, or a primary again (REPLICAOF NO ONE)."""
+    """Make this node a replica of another, or a primary again (REPLICAOF NO ONE; in sync
+    mode an ineligible replica refuses unless ``REPLICAOF NO ONE FORCE``)."""
+    if len(argv) > 4 or (len(argv) == 4 and not (argv[1].upper() == b"NO"
+                                                 and argv[3].upper() == b"FORCE")):
+        return ReplyError("ERR wrong number of arguments for 'replicaof' command")
     if argv[1].upper() == b"NO" and argv[2].upper() == b"ONE":
+        if (server.link is not None and server.config["durability-mode"] == "sync"
+                and not server.replica_eligible and len(argv) == 3):
+            return NOT_ELIGIBLE
         if server.link is not None:
             server.become_primary()
             server.log("MASTER MODE enabled (user request)")
@@ -49,7 +63,7 @@ def replicaof(server, conn, argv):
     return OK
 
 
-handles("SLAVEOF", 3, "admin noscript stale", group="server")(replicaof)
+handles("SLAVEOF", -3, "admin noscript stale", group="server")(replicaof)
 
 
 @handles("REPLCONF", -1, "admin noscript loading stale", group="server", since="3.0.0")
@@ -69,6 +83,9 @@ def replconf(server, conn, argv):
                 if server.events.active:
                     server.events.publish(ev.ReplicaAcked(server.name, replica=peer.name,
                                                           offset=peer.ack_offset))
+                if server.eligibility is not None:     # sync: the replica provider moves
+                    server.eligibility.acked(peer)
+                    gating.progress(server)
             return NO_REPLY
         elif option == b"getack":
             if server.link is not None:
@@ -97,7 +114,8 @@ def psync(server, conn, argv):
     peer = ReplicaPeer(conn, "127.0.0.1", port, name)
     conn.replica = peer
     repl.replicas.append(peer)
-    if repl.can_continue(replid, wanted):
+    continued = repl.can_continue(replid, wanted)
+    if continued:
         conn.write_raw(b"+CONTINUE %s\r\n" % repl.replid.encode())
         conn.write_raw(repl.backlog.since(wanted))
         server.log(f"Partial resynchronization request from {name} accepted, "
@@ -111,6 +129,8 @@ def psync(server, conn, argv):
     peer.state = "online"
     peer.ack_time = time.monotonic()
     peer.ack_offset = 0
+    if server.eligibility is not None:
+        server.eligibility.resynced(peer, full=not continued)
     return NO_REPLY
 
 

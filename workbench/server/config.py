@@ -114,6 +114,16 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("enable-debug-command", _enum("no", "yes", "local"), "no", mutable=False,
             doc="DEBUG for nobody, everybody, or loopback clients only; a Cluster sets local"),
     Setting("notify-keyspace-events", _keyspace_events, ""),
+    Setting("durability-mode", _enum("async", "sync"), "async", mutable=False,
+            doc="sync: a write's reply (and reads of its keys) wait until every eligible "
+                "replica acknowledged it (synchronous replication)"),
+    Setting("durability-replicas", _integer(0, 8), "1",
+            doc="sync: eligible replicas a write needs (replication factor - 1); fewer: NOREPLICAS"),
+    Setting("durability-timeout-ms", _integer(1, 2**31 - 1), "1000",
+            doc="sync: a held write not committed by then gets an indefinite NOREPLICAS error"),
+    Setting("sync-unilateral-revoke", _yes_no, "no",
+            doc="sync, a teaching lever (unsafe): stop waiting for a dropped replica at once, "
+                "without the monitors agreeing first"),
     Setting("min-replicas-to-write", _integer(0, 2**31 - 1), "0"),
     Setting("min-replicas-max-lag", _integer(0, 2**31 - 1), "10"),
     Setting("replica-read-only", _yes_no, "yes"),

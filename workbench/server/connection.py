@@ -80,6 +80,7 @@ class ClientConnection(asyncio.Protocol):
         self._unsent: list = []
         # the commit gate: the offset the current reply waits for, and the held output
         self.hold_until = NOT_HELD
+        self.watched_write = NOT_HELD         # sync: the last write given a durability timeout
         self.held = HeldReplies()
         self.paused_by_gate = False           # its own held output passed its limit
         self.held_back = False                # the node's pinned bytes reached their budget
@@ -228,7 +229,8 @@ class ClientConnection(asyncio.Protocol):
         """Read again, unless something else still says stop."""
         if (self.transport is not None and not self.transport.is_closing() and not self.blocked
                 and not self.closing and not self.paused_by_gate and not self.held_back
-                and not self.pending and not self.node.paused):
+                and not self.pending and not self.node.paused
+                and not (self.node.writers_paused and self.replica is None)):
             self.transport.resume_reading()
 
     # -- the commit gate ------------------------------------------------------------
@@ -257,6 +259,17 @@ class ClientConnection(asyncio.Protocol):
         if not self.held:                         # the first held reply: wait for it
             gate.wait(self, offset)
         gate.replies_pinned += self.held.add(data, offset)
+        if offset == self.woff and offset != self.watched_write:
+            self.watched_write = offset           # this client's own write (not a read of it)
+            gating.watch_write(self.node, self, offset)
+
+    def time_out_write(self, offset: int, error, committed: int) -> None:
+        """sync: the write at ``offset`` did not commit in time; its reply becomes
+        ``error``. Replies after it (reads of its keys included) keep waiting."""
+        before = self.held.pinned
+        if self.held.replace_first(offset, error.wire):
+            self.node.gate.replies_pinned += self.held.pinned - before
+            self.release_held(committed)
 
     def hold_back(self) -> None:
         """The node is at its pinned-bytes budget: read and execute nothing more for now."""

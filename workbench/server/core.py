@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 import threading
 import time
 
@@ -68,6 +69,14 @@ class NodeServer(AofPersistence):
         self.aof_error: str | None = None
         self.gate = None                         # CommitGate while replies are held (aof mode)
         self.aof_provider = None
+        self.replica_provider = None             # sync: the eligible replicas' acknowledgements
+        self.eligibility = None                  # sync, on a primary: grants and revocations
+        self.replica_eligible = False            # sync, on a replica: granted by its primary
+        self.amnesic = False                     # sync in memory: a primary restarted empty
+        self.writers_paused = False              # sync: while a replica catches up for its grant
+        self.write_deadlines = deque()           # sync: (deadline, client, offset) of held writes
+        self.deadline_timer: asyncio.TimerHandle | None = None
+        self.write_timeouts = 0
         self.write_behind = None
         self.wb_pending: list = []               # this loop turn's AOF bytes, for the write-behind log
         self.wb_pending_bytes = 0
@@ -113,6 +122,17 @@ class NodeServer(AofPersistence):
         if self.link is not None:
             self.link.pause_reading(True)
 
+    def pause_writers(self, paused: bool) -> None:
+        """Stop (or restart) reading from clients, replicas excepted: their commands wait
+        in their sockets, as in Valkey's CLIENT PAUSE WRITE during a failover."""
+        self.writers_paused = paused
+        for conn in self.clients:
+            if conn.replica is None:
+                if paused:
+                    conn.pause_reading()
+                else:
+                    conn.resume_reading()
+
     def resume(self) -> None:
         self.paused = False
         for conn in self.clients:
@@ -152,13 +172,15 @@ class NodeServer(AofPersistence):
             return
         self.clients.add(conn)
         self.stat_connections += 1
-        if self.paused:
+        if self.paused or self.writers_paused:
             conn.pause_reading()
 
     def client_disconnected(self, conn: ClientConnection) -> None:
         self.clients.discard(conn)
         if conn.replica is not None:
             self.repl.drop_replica(conn.replica)
+            if self.eligibility is not None:
+                self.eligibility.dropped(conn.replica, "disconnected")
         self.pubsub.unsubscribe_all(conn)
         self.unwatch(conn)
         self.held_back.pop(conn, None)
@@ -223,6 +245,8 @@ class NodeServer(AofPersistence):
         if self.link is not None:
             if self.config["replica-read-only"]:
                 return READONLY
+        elif self.replica_provider is not None and not self.replica_provider.enough():
+            return NOREPLICAS                    # sync: too few eligible replicas; nothing ran
         elif self.config["min-replicas-to-write"] and self.repl.good_replicas(
                 self.config["min-replicas-max-lag"]) < self.config["min-replicas-to-write"]:
             return NOREPLICAS
@@ -336,17 +360,27 @@ class NodeServer(AofPersistence):
             gating.disable(self, disconnect=True)
         for peer in list(self.repl.replicas):
             peer.conn.close()
+        self.replica_eligible = False            # a new primary: earn eligibility again
         self.link = ReplicaLink(self, host, port, self.node.peer_name_for_port(port))
         self.link.start()
         self.node.save_role(("replica", host, port))
         self.events.publish(ev.RoleChanged(self.name, role="slave",
                                            primary=self.link.primary_name))
 
+    def set_replica_eligible(self, eligible: bool, why: str) -> None:
+        """sync, on a replica: its primary granted (or a new session ended) eligibility."""
+        if eligible == self.replica_eligible:
+            return
+        self.replica_eligible = eligible
+        self.node.save_state(replica_eligible=eligible)
+        self.log(f"This replica is {'now' if eligible else 'no longer'} eligible ({why})")
+
     def become_primary(self) -> None:
         if self.link is None:
             return
         link, self.link = self.link, None
         asyncio.get_running_loop().create_task(link.stop())
+        self.replica_eligible = False
         self.repl.shift_history()
         self.node.save_role(("primary",))
         gating.reconcile(self)
@@ -361,6 +395,7 @@ class NodeServer(AofPersistence):
 
     def load_full_sync(self, payload: bytes, replid: str, offset: int) -> None:
         """Replace the dataset with the primary's snapshot (a replica's full sync)."""
+        self.amnesic = False                     # it holds the primary's data now
         self.keyspace.flush()
         for conns in self.watchers.values():
             for c in conns:
@@ -418,9 +453,18 @@ class NodeServer(AofPersistence):
                 if any(r.state == "online" for r in self.repl.replicas):
                     self.repl.feed(encode_command([b"PING"]))
             timeout = self.config["repl-timeout"]
+            # sync: a replica that leaves a write waiting longer than a write may wait
+            # is dropped too (its eligibility then goes through the monitors)
+            ack_timeout = (self.config["durability-timeout-ms"] / 1000
+                           if self.eligibility is not None else None)
             for peer in list(self.repl.replicas):
-                if peer.state == "online" and now - peer.ack_time > timeout:
+                silent = now - peer.ack_time
+                if peer.state == "online" and (silent > timeout or (
+                        ack_timeout is not None and silent > ack_timeout
+                        and peer.ack_offset < self.repl.offset)):
                     self.log(f"Disconnecting timedout replica (streaming sync): {peer.name}")
+                    if self.eligibility is not None:
+                        self.eligibility.dropped(peer, "timed out")
                     peer.conn.close(abort=True)
                     self.repl.drop_replica(peer)
 

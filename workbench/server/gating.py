@@ -1,4 +1,5 @@
-"""Wiring the commit gate into a running node (``aof`` mode: the write-behind AOF).
+"""Wiring the commit gate into a running node: the write-behind AOF (``aof``, and
+``sync`` with ``appendonly yes``) and the replicas' acknowledgements (``sync``).
 
 The pure bookkeeping is :mod:`workbench.durability`; this module connects it to the
 node's pieces:
@@ -28,16 +29,26 @@ import asyncio
 import os
 
 from .. import events as ev
-from ..durability import NOT_HELD, AofProvider, CommitGate
+from ..durability import NOT_HELD, AofProvider, CommitGate, ReplicaProvider
+from ..replication.eligibility import Eligibility
 from ..resp import ReplyError
 from ..storage.write_behind import WriteBehindLog
 
 
 def wanted(server) -> bool:
-    """Gating is on for a primary with ``appendonly yes``, ``appendfsync always`` and
-    ``aof-write-behind yes`` (Valkey's proposal gates exactly that combination)."""
+    """Gating is on for a primary in ``sync`` mode, or with ``appendonly yes``,
+    ``appendfsync always`` and ``aof-write-behind yes`` (Valkey's proposal gates exactly
+    that combination)."""
+    return server.link is None and (sync_mode(server) or aof_gated(server))
+
+
+def sync_mode(server) -> bool:
+    return server.config["durability-mode"] == "sync"
+
+
+def aof_gated(server) -> bool:
     config = server.config
-    return (server.aof is not None and server.link is None and config["appendfsync"] == "always"
+    return (server.aof is not None and config["appendfsync"] == "always"
             and config["aof-write-behind"])
 
 
@@ -50,11 +61,26 @@ def reconcile(server) -> None:
 
 
 def enable(server) -> None:
-    server.flush_aof()                      # anything buffered inline goes first
     offset = server.repl.offset
+    providers = []
+    if sync_mode(server):
+        server.replica_provider = ReplicaProvider(server.config["durability-replicas"],
+                                                  lambda: server.repl.offset, offset)
+        granted = server.node.saved_state().get("eligible", [])
+        server.eligibility = Eligibility(server, server.replica_provider, granted)
+        providers.append(server.replica_provider)
+        server.log(f"Synchronous replication: writes wait for every eligible replica "
+                   f"(at least {server.config['durability-replicas']}); eligible now: "
+                   f"{', '.join(granted) or 'none'}")
+    if aof_gated(server):
+        providers.append(_enable_write_behind(server, offset))
+    server.gate = CommitGate(providers)
+
+
+def _enable_write_behind(server, offset: int) -> AofProvider:
+    server.flush_aof()                      # anything buffered inline goes first
     server.aof_offset_at_fsync = max(server.aof_offset_at_fsync, offset)
     server.aof_provider = AofProvider(offset)
-    server.gate = CommitGate([server.aof_provider])
     server.write_behind = WriteBehindLog(
         server.aof, asyncio.get_running_loop(),
         on_durable=lambda offset, ms: _durable(server, offset, ms),
@@ -64,6 +90,7 @@ def enable(server) -> None:
         name=f"{server.name}-aof-writer")
     server.log("Reply blocking enabled: AOF writes and fsyncs run behind the event loop "
                f"(writer process {server.write_behind.writer_pid})")
+    return server.aof_provider
 
 
 def disable(server, *, disconnect: bool) -> None:
@@ -78,6 +105,10 @@ def disable(server, *, disconnect: bool) -> None:
             disconnect = True                # their writers were not told they are durable
             server._schedule_aof_flush()
     server.aof_provider = None
+    if server.eligibility is not None:
+        server.eligibility.stop()
+    server.eligibility = server.replica_provider = None
+    _cancel_deadlines(server)
     if gate is None:
         return
     for conn in list(gate.waiting):
@@ -94,6 +125,9 @@ def stop(server) -> None:
     """The node crashed: the writer stops as it is, and no hand-over runs after it (the
     AOF file is closed; a crash loses this turn's bytes as a real one loses its BIO jobs)."""
     _cancel_hand_over(server)
+    _cancel_deadlines(server)
+    if server.eligibility is not None:
+        server.eligibility.stop()
     server.wb_pending, server.wb_pending_bytes = [], 0
     if server.write_behind is not None:
         server.write_behind.stop()
@@ -166,6 +200,55 @@ def progress(server) -> None:
         server.events.publish(ev.KeysCommitted(server.name, committed_offset=gate.committed_offset,
                                                uncommitted_keys=len(gate.uncommitted)))
     relieve(server)
+
+
+# -- sync: a held write that does not commit in time ----------------------------------------
+
+def write_timeout_error() -> ReplyError:
+    return ReplyError("NOREPLICAS Timed out waiting for the eligible replicas to acknowledge "
+                      "the write; it was executed and may still become durable (outcome "
+                      "unknown)")
+
+
+def watch_write(server, conn, offset: int) -> None:
+    """``conn``'s write reply waits for ``offset``: give it ``durability-timeout-ms``."""
+    if server.replica_provider is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + server.config["durability-timeout-ms"] / 1000
+    server.write_deadlines.append((deadline, conn, offset))
+    if server.deadline_timer is None:
+        server.deadline_timer = loop.call_at(deadline, _expire_writes, server)
+
+
+def _expire_writes(server) -> None:
+    server.deadline_timer = None
+    gate = server.gate
+    if gate is None:
+        server.write_deadlines.clear()
+        return
+    loop = asyncio.get_running_loop()
+    now, deadlines = loop.time(), server.write_deadlines
+    error = None
+    while deadlines and deadlines[0][0] <= now:
+        _, conn, offset = deadlines.popleft()
+        if offset <= gate.committed_offset or conn not in gate.waiting:
+            continue
+        error = error or write_timeout_error()
+        server.write_timeouts += 1
+        conn.time_out_write(offset, error, gate.committed_offset)
+        if server.events.active:
+            server.events.publish(ev.WriteTimedOut(server.name, client=conn.id, offset=offset,
+                                                   committed_offset=gate.committed_offset))
+    if deadlines:
+        server.deadline_timer = loop.call_at(deadlines[0][0], _expire_writes, server)
+
+
+def _cancel_deadlines(server) -> None:
+    if server.deadline_timer is not None:
+        server.deadline_timer.cancel()
+        server.deadline_timer = None
+    server.write_deadlines.clear()
 
 
 # -- back-pressure: one budget for what not-yet-durable writes pin -------------------------
@@ -262,6 +345,7 @@ def hold_offset(server, conn, spec, argv, wrote: int, read_elsewhere=()) -> int:
 def snapshot(server) -> dict:
     """A plain-data picture of the commit gate, for viewers (read on the node loop)."""
     gate, provider, worker = server.gate, server.aof_provider, server.write_behind
+    replicas = server.replica_provider
     waiting = sorted(gate.waiting, key=lambda conn: conn.id) if gate else []
     return {
         "alive": True,
@@ -280,4 +364,8 @@ def snapshot(server) -> dict:
         "held_back_clients": len(server.held_back),
         "group_commit_batches": worker.batches if worker else 0,
         "group_commit_writes": worker.batched_writes if worker else 0,
+        "eligible": dict(replicas.eligible) if replicas else None,
+        "replicas_acked_offset": replicas.durable_offset if replicas else None,
+        "revoking": dict(server.eligibility.revoking) if server.eligibility else {},
+        "durability_replicas": replicas.required if replicas else None,
     }

@@ -40,7 +40,13 @@ def info_lines(server) -> list[str]:
         f"reply_blocking_previous_acked_offset:{gate.committed_offset}",
         f"reply_blocking_primary_repl_offset:{server.repl.offset}",
         f"reply_blocking_held_bytes:{sum(c.held.held_bytes for c in gate.waiting)}",
-        f"reply_blocking_provider_aof_paused:{1 if server.aof_provider.paused else 0}",
+        f"reply_blocking_provider_aof_paused:"
+        f"{1 if server.aof_provider is not None and server.aof_provider.paused else 0}",
+        f"reply_blocking_provider_aof_offset:"
+        f"{server.aof_provider.durable_offset if server.aof_provider is not None else -1}",
+        f"reply_blocking_provider_replicas_offset:"
+        f"{server.replica_provider.durable_offset if server.replica_provider is not None else -1}",
+        f"reply_blocking_write_timeouts:{server.write_timeouts}",
         f"reply_blocking_group_commit_batches:{server.write_behind.batches if server.write_behind else 0}",
         f"reply_blocking_group_commit_writes:{server.write_behind.batched_writes if server.write_behind else 0}",
         f"reply_blocking_pinned_bytes:{gating.pinned_bytes(server)}",
