@@ -17,6 +17,7 @@ synchronous code -- a notebook cell, a test -- can use ``redis-py`` against them
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -26,7 +27,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .events import ClusterClosed, EventBus
+from .events import ClusterClosed, EventBus, NodeAdded, NodeRemoved
+from .failover.monitor import Monitor
 from .faults.network import Network
 from .node import Node
 from .runtime import BackgroundLoop
@@ -97,6 +99,7 @@ class Cluster:
         if node_configs.get("requirepass"):     # replicas and monitors use the same password
             node_configs.setdefault("masterauth", node_configs["requirepass"])
         self.password = node_configs.get("requirepass") or None   # what our own clients send
+        self._node_configs = node_configs        # what add_node gives a new node too
         self.nodes = [Node(self, n, os.path.join(self.data_dir, n), node_configs)
                       for n in self.names]
         self.network: Network | None = None
@@ -210,6 +213,160 @@ class Cluster:
                        decode_responses=True)
         options.update(kwargs)
         return redis.Redis(**options)
+
+    # -- membership -----------------------------------------------------------------------
+    def add_node(self, timeout: float = 30) -> Node:
+        """Start one more node, a replica of the current primary (``async``, ``sync``).
+
+        It takes the next name never used in this data dir (``n4``, ``n5`` ...), gets link
+        proxies to every node and a failover monitor that starts from the configuration
+        the other monitors hold; every monitor learns the new member. In ``sync`` the new
+        replica starts ineligible and its monitor does not vote: the primary grants it
+        eligibility once it has caught up, and the agreed grant makes it a voting member
+        (the quorum grows then). Returns once the replica is online (in ``sync``: eligible
+        and counted by every monitor); ``TimeoutError`` after ``timeout`` seconds, the
+        node staying a member.
+        """
+        self._check_membership_change("add a node")
+        deadline = time.monotonic() + timeout
+        node = self.runtime.run(self._add_node(), timeout=timeout)
+        what = (f"{node.name} to be granted eligibility and counted by every monitor"
+                if self.mode == "sync" else f"{node.name} to finish its first sync")
+        self.wait_until(lambda: self._joined(node), what=what,
+                        timeout=max(0.0, deadline - time.monotonic()))
+        return node
+
+    def remove_node(self, node, timeout: float = 15) -> None:
+        """Take a replica out of the cluster, as Valkey's ``CLUSTER FORGET`` does.
+
+        The primary stops counting it first: in ``sync`` its eligibility is revoked the
+        agreed way (a majority of monitors records the smaller set; ``TimeoutError`` after
+        ``timeout`` seconds if they cannot, the node staying a member). Then the node
+        stops, every monitor forgets it, and it leaves ``nodes``, ``names`` and the
+        network. Its data dir stays, and its name is not given to a later node.
+        Refused (``ValueError``) for the primary, an unknown name, and in ``aof`` mode.
+        """
+        self._check_membership_change("remove a node")
+        name = node.name if isinstance(node, Node) else node
+        if name not in self.names:
+            raise ValueError(f"no node {name!r} to remove; nodes are {self.names}")
+        if self.mode == "sync" and len(self.names) <= 2:
+            raise ValueError(f"cannot remove {name}: mode 'sync' needs a primary and at least "
+                             "one replica (add a node first)")
+        self.runtime.call(self._refuse_primary, name)
+        self.runtime.run(self._remove_node(self.node(name), timeout), timeout=timeout + 5)
+
+    def _check_membership_change(self, what: str) -> None:
+        if self._closed:
+            raise RuntimeError("the cluster is closed")
+        if self.mode in SINGLE_NODE_MODES:
+            raise ValueError(f"cannot {what} in mode {self.mode!r}: {SINGLE_NODE_ADVICE}")
+
+    def _refuse_primary(self, name: str) -> None:
+        """The primary serving writes, or the one the monitors' configuration names,
+        is never removed: its replicas and its clients would be left without one."""
+        configured = max(((n.monitor.epoch, n.monitor.primary) for n in self.nodes
+                          if n.monitor is not None), default=(0, None))[1]
+        if name == configured or self.node(name).role == "primary":
+            raise ValueError(f"cannot remove {name}: it is the primary. Fail over first "
+                             f"(kill {name} or partition it away and wait for a new primary), "
+                             "then remove it")
+
+    async def _add_node(self) -> Node:
+        primary = self._primary_on_loop()
+        if primary is None:
+            raise RuntimeError("no primary to replicate from right now (a failover in "
+                               "progress?); try again once c.primary() answers")
+        index = 1
+        while (f"n{index}" in self.names
+               or os.path.exists(os.path.join(self.data_dir, f"n{index}"))):
+            index += 1
+        name = f"n{index}"
+        node = Node(self, name, os.path.join(self.data_dir, name), self._node_configs)
+        monitors = [n.monitor for n in self.nodes if n.monitor is not None]
+        source = max(monitors, key=lambda m: m.epoch, default=None)
+        self.nodes.append(node)
+        self.names.append(name)
+        try:
+            await self.network.add_node(name)
+            if not self.monitored:            # a single async node gets its replica's company
+                self.monitored = True
+                for other in self.nodes[:-1]:
+                    if other.server is not None:
+                        other.monitor = Monitor(other, self.names,
+                                                down_after_ms=self.down_after_ms)
+                        other.monitor.start()
+                monitors = []
+            await node._start(replica_of=primary.name)
+        except BaseException:
+            await node._kill(False, removed=True)
+            await self._forget(node)
+            raise
+        # From here to the end no await: the new monitor starts from the configuration
+        # before its first round, and every monitor knows it in the same loop turn.
+        voter = self.mode != "sync"
+        if source is not None and node.monitor is not None:
+            learners = set(source.learners) | (set() if voter else {name})
+            node.monitor.join(source.epoch, source.primary, source.eligible, learners)
+        for monitor in monitors:
+            monitor.add_member(name, voter=voter)
+        node.log(f"added to the cluster as a replica of {primary.name}"
+                 + ("" if voter else " (ineligible, not voting until granted)"))
+        self.events.publish(NodeAdded(name, port=node.port, primary=primary.name))
+        return node
+
+    def _joined(self, node: Node) -> bool:
+        """The added replica is online (sync: eligible, and a voter for every monitor)."""
+        server = node.server
+        if server is None or server.link is None or server.link.status != "connected":
+            return False
+        if self.mode != "sync":
+            return True
+        primary = self._primary_on_loop()
+        eligibility = primary.server.eligibility if primary is not None else None
+        if eligibility is None or node.name not in eligibility.eligible:
+            return False
+        return all(node.name not in n.monitor.learners for n in self.nodes
+                   if n.monitor is not None)
+
+    async def _remove_node(self, node: Node, timeout: float) -> None:
+        """Revoke (sync), stop and forget ``node``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        was_eligible = False
+        while self.mode == "sync":
+            self._refuse_primary(node.name)       # a failover meanwhile may have promoted it
+            primary = self._primary_on_loop()
+            eligibility = primary.server.eligibility if primary is not None else None
+            if eligibility is not None and node.name not in eligibility.eligible:
+                break
+            if eligibility is not None:
+                was_eligible = True
+                eligibility.revoke(node.name, "removed")   # no-op while already revoking
+            if loop.time() >= deadline:
+                raise TimeoutError(
+                    f"timed out after {timeout} s waiting for the primary to stop counting "
+                    f"{node.name}" + ("" if primary is not None else " (no primary)")
+                    + ": its revocation needs a majority of monitors; it is still a member")
+            await asyncio.sleep(0.02)
+        # No await from the checks to the stop: the primary cannot grant the caught-up
+        # replica eligibility again, nor a failover promote it, in between.
+        self._refuse_primary(node.name)
+        await node._kill(False, removed=True)
+        await self._forget(node)
+        node.log("removed from the cluster")
+        self.events.publish(NodeRemoved(node.name, was_eligible=was_eligible))
+
+    async def _forget(self, node: Node) -> None:
+        """``node`` is no member any more: not for the monitors, the cluster, the network."""
+        for other in self.nodes:
+            if other.monitor is not None and other is not node:
+                other.monitor.remove_member(node.name)
+        if node in self.nodes:
+            self.nodes.remove(node)
+        if node.name in self.names:
+            self.names.remove(node.name)
+        await self.network.remove_node(node.name)
 
     # -- faults -------------------------------------------------------------------------
     def partition(self, *groups) -> None:

@@ -167,6 +167,20 @@ class WriteTimedOut(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class NodeAdded(Event):
+    """``node`` joined the cluster as a replica of ``primary`` (``Cluster.add_node``)."""
+    port: int
+    primary: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRemoved(Event):
+    """``node`` left the cluster (``Cluster.remove_node``): stopped, and forgotten by the
+    primary, the monitors and the network."""
+    was_eligible: bool = False   # sync: it was eligible, and its revocation was agreed first
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterClosed(Event):
     """The cluster was shut down on purpose: every node stopped, no crash. It is the
     last event a subscriber gets; stopping the nodes publishes nothing more."""

@@ -61,6 +61,9 @@ class Node:
 
     def restart(self) -> None:
         """Start again on the same port from what is on disk; rejoin as the mode says."""
+        if self not in self.cluster.nodes:
+            raise ValueError(f"{self.name} was removed from the cluster; "
+                             "add_node() starts a new one")
         self.cluster.runtime.run(self._restart())
 
     def gate_snapshot(self) -> dict:
@@ -113,7 +116,9 @@ class Node:
             self.monitor.start()
         self.events.publish(ev.NodeStarted(self.name, port=self.port, role=server.role))
 
-    async def _kill(self, power_loss: bool) -> None:
+    async def _kill(self, power_loss: bool, *, removed: bool = False) -> None:
+        """Crash the node; ``removed``: stop it on purpose (it leaves the cluster, and
+        publishes no NodeKilled: the cluster publishes NodeRemoved)."""
         if self.server is None:
             return
         server, self.server = self.server, None
@@ -123,7 +128,8 @@ class Node:
         lost = server.kill(power_loss)
         self.lost_bytes_total += lost
         self._log.extend(server.log_lines)
-        self.events.publish(ev.NodeKilled(self.name, power_loss=power_loss, lost_bytes=lost))
+        if not removed:
+            self.events.publish(ev.NodeKilled(self.name, power_loss=power_loss, lost_bytes=lost))
 
     async def _restart(self) -> None:
         if self.server is not None:

@@ -56,6 +56,9 @@ class Monitor:
         self.node = node
         self.name = node.name
         self.names = list(names)
+        # sync: members added to a running cluster that do not vote yet (their node is
+        # not eligible); they hear the configuration but count for no quorum
+        self.learners: set[str] = set()
         self.down_after = down_after_ms / 1000
         self.ping_interval = min(self.down_after / 5, 0.2)
         self.quorum = len(self.names) // 2 + 1
@@ -93,6 +96,8 @@ class Monitor:
             self.epoch, self.primary = saved["epoch"], saved["primary"]
             self.voted_epoch, self.voted_for = saved["voted_epoch"], saved["voted_for"]
             self.eligible = list(saved.get("eligible", []))
+            self.learners = set(saved.get("learners", [])) & set(self.names)
+            self._count_voters()
         except (OSError, ValueError, KeyError):
             pass
 
@@ -101,7 +106,7 @@ class Monitor:
         atomic_write(self._path, json.dumps({
             "epoch": self.epoch, "primary": self.primary,
             "voted_epoch": self.voted_epoch, "voted_for": self.voted_for,
-            "eligible": self.eligible}).encode())
+            "eligible": self.eligible, "learners": sorted(self.learners)}).encode())
 
     @property
     def sync_mode(self) -> bool:
@@ -126,6 +131,59 @@ class Monitor:
             task.cancel()
         for peer in self.peers.values():
             peer.close()
+
+    # -- membership (Cluster.add_node / remove_node) -------------------------------------
+    def add_member(self, name: str, *, voter: bool = True) -> None:
+        """Ping, hello and (if ``voter``) count the monitor of node ``name`` from now on.
+
+        A non-voter (sync: a new replica, not yet eligible) is a learner: it hears the
+        configuration, and joins the quorum once the agreed eligible set names it."""
+        if name in self.names:
+            return
+        self.names.append(name)
+        self.last_ok[name] = time.monotonic()      # as at start: down only after a silence
+        if name != self.name:
+            self.peers[name] = PeerClient(lambda: self.node.address_of(name),
+                                          lambda: self.node.config["masterauth"])
+        if not voter:
+            self.learners.add(name)
+        self._count_voters()
+        self._save()
+
+    def remove_member(self, name: str) -> None:
+        """Forget node ``name`` (removed from the cluster): no pings, no votes counted."""
+        if name not in self.names or name == self.name:
+            return
+        self.names.remove(name)
+        peer = self.peers.pop(name, None)
+        if peer is not None:
+            peer.close()
+        self.last_ok.pop(name, None)
+        self._auth_refused.pop(name, None)
+        self.learners.discard(name)
+        self._count_voters()
+        self._save()
+
+    def join(self, epoch: int, primary: str, eligible: list[str], learners) -> None:
+        """Start from the configuration the other monitors hold, as a Sentinel added to a
+        running deployment is told which primary to watch. It votes in no epoch up to
+        ``epoch``: votes there were cast before it was a member."""
+        self.epoch, self.primary, self.eligible = epoch, primary, list(eligible)
+        self.voted_epoch = max(self.voted_epoch, epoch)
+        self.learners = set(learners) & set(self.names)
+        self._count_voters()
+        self._save()
+
+    def _count_voters(self) -> None:
+        """The quorum is a majority of the voting members; an agreed grant makes a
+        learner a voter (the quorum grows by its one vote)."""
+        granted = self.learners & set(self.eligible)
+        if granted:
+            self.learners -= granted
+            self.node.log(f"monitor counts {_csv(sorted(granted))} as voting members "
+                          "(granted eligibility)")
+        voters = [n for n in self.names if n not in self.learners]
+        self.quorum = len(voters) // 2 + 1
 
     async def _run(self) -> None:
         while not self.stopped:
@@ -160,7 +218,7 @@ class Monitor:
                                         + rank * 3 * self.ping_interval
                                         + self._jitter.uniform(0, self.ping_interval))
         self._saw_primary_down = primary_down
-        if (primary_down and not self.failover_in_progress
+        if (primary_down and not self.failover_in_progress and self.name not in self.learners
                 and time.monotonic() >= self.next_failover_at):
             self.node.events.publish(ev.PrimaryDown(self.name, primary=self.primary,
                                                     objective=False))
@@ -229,6 +287,7 @@ class Monitor:
                           + (f", eligible {_csv(eligible)}" if self.sync_mode else ""))
             self.epoch, self.primary = epoch, primary
             self.eligible = list(eligible or [])
+            self._count_voters()
             self._save()
             self._reconcile_own_node()
 
@@ -244,6 +303,7 @@ class Monitor:
         self.voted_epoch, self.voted_for = epoch, self.name
         self._save()
         reachable = [n for n in self.peers if self.reachable(n)]
+        voters = [n for n in reachable if n not in self.learners]   # learners only listen
 
         async def ask(name):
             try:
@@ -251,13 +311,15 @@ class Monitor:
                                                     _csv(eligible), self.name, timeout=timeout)
             except (OSError, asyncio.TimeoutError, EOFError, ValueError):
                 return None
-        votes = 1 + sum(r == 1 for r in await asyncio.gather(*(ask(n) for n in reachable)))
+        votes = 1 + sum(r == 1 for r in await asyncio.gather(*(ask(n) for n in voters)))
         if votes < self.quorum or self.epoch >= epoch or self.primary != self.name:
             return False
         self.epoch, self.eligible, self.recorded_epoch = epoch, list(eligible), epoch
+        self._count_voters()
         self._save()
         heard = await asyncio.gather(*(self._hello(n, timeout) for n in reachable))
-        recorded = 1 + sum(1 for h in heard if h is not None and h[0] == epoch)
+        recorded = 1 + sum(1 for n, h in zip(reachable, heard)
+                           if h is not None and h[0] == epoch and n not in self.learners)
         if recorded < self.quorum:
             self.recorded_epoch = 0
             return False
@@ -296,8 +358,8 @@ class Monitor:
         self._save()
         down, votes = 1, 1
         extra = (candidate,) if candidate is not None else ()
-        for name, peer in self.peers.items():
-            if not self.reachable(name):
+        for name, peer in list(self.peers.items()):     # members may change meanwhile
+            if not self.reachable(name) or name in self.learners:
                 continue
             try:
                 reply = await peer.call("SENTINEL", "IS-MASTER-DOWN-BY-ADDR", old, epoch,
@@ -345,23 +407,19 @@ class Monitor:
         self._reconcile_own_node()
 
     async def _best_replica(self, old: str, timeout: float) -> str | None:
-        """The reachable replica with the highest replication offset (ties: lowest name)."""
+        """The reachable replica with the highest replication offset (ties: lowest name),
+        read from ``INFO replication`` as Sentinel does (``ROLE`` says -1 once the link
+        to the dead primary is down, which would make every replica tie)."""
         offsets = {}
         server = self.node.server
         if self.name != old and server is not None and server.link is not None:
             offsets[self.name] = server.repl.offset
-        for name, peer in self.peers.items():
-            if name == old or not self.reachable(name):
-                continue
-            try:
-                role = await peer.call("ROLE", timeout=timeout)
-            except (OSError, asyncio.TimeoutError, EOFError, ValueError):
-                continue
-            if isinstance(role, list) and role and role[0] == b"slave":
-                offsets[name] = int(role[4])
-        if not offsets:
-            return None
-        return max(offsets, key=lambda n: (offsets[n], [-ord(c) for c in n]))
+        for name in list(self.peers):
+            if name != old and self.reachable(name):
+                state = await self._replica_state(name, timeout)
+                if state is not None:
+                    offsets[name] = state[0]
+        return _highest(offsets)
 
     async def _best_eligible(self, old: str, timeout: float) -> str | None:
         """sync: the agreed-eligible replica, reachable and still eligible by its own
@@ -374,20 +432,27 @@ class Monitor:
             if name == self.name:
                 if server is not None and server.link is not None and server.replica_eligible:
                     offsets[name] = server.repl.offset
-                continue
-            if not self.reachable(name):
-                continue
-            try:
-                info = await self.peers[name].call("INFO", "replication", timeout=timeout)
-            except (OSError, asyncio.TimeoutError, EOFError, ValueError):
-                continue
-            fields = dict(line.split(":", 1) for line in info.decode().splitlines()
-                          if ":" in line) if isinstance(info, bytes) else {}
-            if fields.get("role") == "slave" and fields.get("replica_eligible") == "1":
-                offsets[name] = int(fields.get("slave_repl_offset", -1))
-        if not offsets:
+            elif self.reachable(name):
+                state = await self._replica_state(name, timeout)
+                if state is not None and state[1]:
+                    offsets[name] = state[0]
+        return _highest(offsets)
+
+    async def _replica_state(self, name: str, timeout: float) -> tuple[int, bool] | None:
+        """(replication offset, eligible) of a peer that is a replica, else None."""
+        peer = self.peers.get(name)
+        if peer is None:
             return None
-        return max(offsets, key=lambda n: (offsets[n], [-ord(c) for c in n]))
+        try:
+            info = await peer.call("INFO", "replication", timeout=timeout)
+        except (OSError, asyncio.TimeoutError, EOFError, ValueError):
+            return None
+        if not isinstance(info, bytes):
+            return None
+        fields = dict(line.split(":", 1) for line in info.decode().splitlines() if ":" in line)
+        if fields.get("role") != "slave":
+            return None
+        return int(fields.get("slave_repl_offset", -1)), fields.get("replica_eligible") == "1"
 
     # -- what other monitors ask --------------------------------------------------------
     def handle_command(self, args: list):
@@ -426,6 +491,13 @@ class Monitor:
     def snapshot(self) -> dict:
         return {"epoch": self.epoch, "primary": self.primary, "eligible": list(self.eligible),
                 "reachable": {n: self.reachable(n) for n in self.names}}
+
+
+def _highest(offsets: dict) -> str | None:
+    """The name with the highest offset; ties go to the lowest name (runs replay)."""
+    if not offsets:
+        return None
+    return max(offsets, key=lambda n: (offsets[n], [-ord(c) for c in n]))
 
 
 def _csv(names) -> str:

@@ -128,6 +128,7 @@ class Network:
     def __init__(self, names: list[str], target_port_of, events: EventBus):
         self.names = list(names)
         self.events = events
+        self._target_port_of = target_port_of
         self.links = {(a, b): LinkProxy(a, b, target_port_of)
                       for a, b in itertools.permutations(self.names, 2)}
         self.groups: tuple = ()
@@ -170,6 +171,31 @@ class Network:
             link.set_cut(False)
         self.groups = ()
         self.events.publish(Healed("network"))
+
+    async def add_node(self, name: str) -> None:
+        """Links to and from a node joining the cluster. They start whole: during a
+        partition the new node reaches every side until the next :meth:`partition`."""
+        if name in self.names:
+            return
+        new = {}
+        for other in self.names:
+            new[(name, other)] = LinkProxy(name, other, self._target_port_of)
+            new[(other, name)] = LinkProxy(other, name, self._target_port_of)
+        for link in new.values():
+            await link.start()
+        self.links.update(new)
+        self.names.append(name)
+
+    async def remove_node(self, name: str) -> None:
+        """Close every link to and from a node that left the cluster."""
+        if name not in self.names:
+            return
+        self.names.remove(name)
+        for key in [k for k in self.links if name in k]:
+            await self.links.pop(key).close()
+        if self.groups:
+            self.groups = tuple(g for g in (tuple(n for n in group if n != name)
+                                            for group in self.groups) if g)
 
     def node_crashed(self, name: str) -> None:
         for (a, b), link in self.links.items():

@@ -66,11 +66,12 @@ class Eligibility:
 
     def resynced(self, peer, full: bool) -> None:
         """A replica (re)started its sync: if it was eligible, that grant is over."""
-        if peer.name in self.provider.eligible:
+        if not self.stopped and peer.name in self.provider.eligible:
             self.revoke(peer.name, "full resync" if full else "reconnected")
 
     def dropped(self, peer, reason: str) -> None:
-        if peer.name in self.provider.eligible:
+        # a crashing primary closes its replicas' links: that ends nothing it granted
+        if not self.stopped and peer.name in self.provider.eligible:
             self.revoke(peer.name, reason)
 
     # -- granting ------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class Eligibility:
 
     # -- revoking ------------------------------------------------------------------------
     def revoke(self, name: str, reason: str) -> None:
-        if name in self.revoking or name not in self.provider.eligible:
+        if self.stopped or name in self.revoking or name not in self.provider.eligible:
             return
         server = self.server
         monitor = server.node.monitor
@@ -172,7 +173,11 @@ class Eligibility:
             if monitor.eligible == wanted and monitor.eligible_agreed:
                 done = True
             else:
-                done = await monitor.record_eligible(wanted)
+                try:
+                    done = await monitor.record_eligible(wanted)
+                except Exception as err:       # never leave a revocation pending forever
+                    self.server.log(f"recording the eligible set failed: {err!r}")
+                    done = False
             if done and not self.stopped and self.server.link is None:
                 for name in [n for n in self.revoking if n not in monitor.eligible]:
                     self._revoked(name, self.revoking[name], agreed=True)
