@@ -13,8 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 TOUR = REPO / "notebooks" / "00-tour.ipynb"
 WRITE_BEHIND = REPO / "notebooks" / "01-write-behind.ipynb"
 SHOOTOUT = REPO / "notebooks" / "02-shootout.ipynb"
-RAFT_SIMULATOR = REPO / "notebooks" / "03-raft-simulator.ipynb"
-NOTEBOOKS = [TOUR, WRITE_BEHIND, SHOOTOUT, RAFT_SIMULATOR]
+SYNC_REPLICATION = REPO / "notebooks" / "03-sync-replication.ipynb"
+RAFT_SIMULATOR = REPO / "notebooks" / "04-raft-simulator.ipynb"
+NOTEBOOKS = [TOUR, WRITE_BEHIND, SHOOTOUT, SYNC_REPLICATION, RAFT_SIMULATOR]
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # The last cell of a notebook with live controls: Run All shows the button and leaves
 # the cluster running; pressing it is the clean-up.
@@ -161,6 +162,39 @@ def test_shootout_runs_and_reaches_its_verdict():
     lines = verdicts(nb)
     assert lines and "async lost" in lines[0] and "aof lost 0" in lines[0], outputs_text(nb)
     assert "lost_acknowledged_writes" in outputs_text(nb)     # the table was printed
+
+
+@pytest.mark.notebook
+def test_sync_replication_runs_and_reaches_its_verdicts():
+    nb = execute(SYNC_REPLICATION)
+
+    lines = verdicts(nb)
+    by_part = {line.split(")")[0].removeprefix("VERDICT ("): line for line in lines}
+    assert sorted(by_part) == list("abcdefgh"), outputs_text(nb)
+    assert len(lines) == 16          # each part's verdict, then all of them again at the end
+    assert "sync lost 0; wait-then-failover on 5 nodes: async+WAIT1 lost" in by_part["a"]
+    assert by_part["a"].endswith("sync lost 0 acknowledged writes")
+    assert "0 writes failed" in by_part["c"]
+    assert "held writes timed out with NOREPLICAS (outcome unknown)" in by_part["d"]
+    assert ", 0 dirty reads" in by_part["d"] and " 0 of " in by_part["d"]
+    assert "never" in by_part["e"]
+    assert "3 of 3 writes ended NOREPLICAS (outcome unknown)" in by_part["f"]
+    assert "with 200 of 200 acknowledged writes" in by_part["g"]
+    assert "lever off lost 0, lever on lost" in by_part["h"]
+
+    # The sync panel's rows start at "–": eligibility in the recorded widget state came
+    # through its sampler and the UiPump. Run All ends with both replicas granted again.
+    states = labels_with_class(nb, "wb-sync-state")
+    assert sorted(states) == ["eligible", "eligible", "primary"], states
+    cards = labels_with_class(nb, "wb-node-eligibility")
+    assert sorted(cards)[:2] == ["eligible", "eligible"], cards
+    assert sorted(cards)[2].startswith("waits for n"), cards
+    [executed] = labels_with_class(nb, "wb-sync-executed")
+    [committed] = labels_with_class(nb, "wb-sync-committed")
+    assert executed.isdigit() and committed == executed
+    kills = widgets_with_class(nb, "ButtonModel", "wb-kill")
+    assert len(kills) == 3 and not all(kill["disabled"] for kill in kills), kills
+    assert no_bokeh_set_up_cell(nb)
 
 
 @pytest.mark.notebook

@@ -3,9 +3,11 @@ closing a cluster, and what each viewer puts on a page."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
+import redis
 from bokeh.core.serialization import Serializer
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import display
@@ -13,10 +15,12 @@ from IPython.utils.capture import capture_output
 
 import workbench as wb
 from workbench import events as ev
-from workbench.viz import CloseButton, ControlPanel, GatePanel, OffsetChart, UiPump, show_figure
+from workbench.viz import (CloseButton, ControlPanel, GatePanel, OffsetChart, SyncPanel, UiPump,
+                           show_figure)
 from workbench.viz.bokehjs import LOAD_MIME_TYPE
 from workbench.viz.charts import lost_writes_figure
 from workbench.viz.pump import EVENTS, SNAPSHOT
+from workbench.viz.sync import SYNC, status, sync_state
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -214,5 +218,178 @@ def test_every_chart_brings_bokehjs_before_it(shell):
             assert WIDGET_VIEW in outputs[1], name
             load = outputs[0][LOAD_MIME_TYPE]
             assert load.startswith("if (window.Bokeh === undefined") and len(load) > 10**6
+    finally:
+        cluster.close()
+
+
+# -- sync mode: who the primary waits for --------------------------------------------------
+
+def until(condition, *, timeout: float, what: str, pump=None) -> None:
+    """Poll ``condition()`` (taking a fresh sample first, if given a pump) until it holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if pump is not None:
+            pump.sample_now()
+        if condition():
+            return
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.02)
+
+
+def cells(panel, name: str) -> dict[str, str]:
+    """The values of one node's row in a SyncPanel, by column."""
+    return {field: cell.value for field, cell in panel.rows[name].items() if field != "node"}
+
+
+def test_sync_panel_follows_a_replica_from_eligible_to_down_and_back():
+    """A learner watching a sync cluster sees each replica's eligibility and acknowledged
+    offset on the panel and on the node cards, live: kill an eligible replica and it is
+    revoked (recorded by the monitors) and shown down; restart it and it earns its grant
+    again. Everything shown came through the pump from snapshots and events."""
+    cluster = wb.Cluster(mode="sync", nodes=3, down_after_ms=500)
+    try:
+        pump = UiPump.for_cluster(cluster)
+        panel, sync = ControlPanel(cluster, pump), SyncPanel(cluster, pump)
+        client = cluster.client()
+        for i in range(20):
+            client.set(f"k{i}", i)
+        executed = cluster.nodes[0].gate_snapshot()["executed_offset"]
+        until(lambda: sync.committed_offset.value == str(executed)
+              and sync.recorded.value.startswith("n2, n3"), timeout=5, pump=pump,
+              what="the panel to show the writes committed and n2, n3 recorded")
+        assert sync.primary.value == "n1" and sync.executed_offset.value == str(executed)
+        assert sync.eligible.value == "2: n2, n3  (writes need at least 1)"
+        for name in ("n2", "n3"):
+            assert cells(sync, name) == {"state": "eligible", "acked": str(executed),
+                                         "behind": "0", "own-grant": "yes", "recorded": "yes"}
+        assert cells(sync, "n1")["state"] == "primary"
+        assert panel.cards["n1"].eligibility.value == "waits for n2, n3"
+        assert panel.cards["n3"].eligibility.value == "eligible"
+        assert sync.status.value == "every write waits for n2, n3 (eligible)"
+
+        cluster.nodes[2].kill()
+        client.set("after-kill", 1)          # answered once n3's revocation is recorded
+        until(lambda: cells(sync, "n3")["state"] == "down"
+              and sync.eligible.value.startswith("1: n2"), timeout=5, pump=pump,
+              what="n3 shown down and no longer eligible")
+        assert panel.cards["n3"].eligibility.value == "down"
+        assert panel.cards["n1"].eligibility.value == "waits for n2"
+        revoked = "n1 stopped waiting for n3 (disconnected), recorded by a majority of monitors"
+        assert any(revoked in line for line in sync.log_lines), sync.log_lines
+        assert any(revoked in line for line in panel.log_lines), panel.log_lines
+        assert list(sync.marks["revoked"].data["text"]) == ["n3 revoked"]
+
+        cluster.nodes[2].restart()
+        until(lambda: cells(sync, "n3")["state"] == "eligible", timeout=5, pump=pump,
+              what="the restarted n3 to be granted again")
+        assert "n3 eligible" in list(sync.marks["granted"].data["text"])
+        assert any("n3 holds no grant any more (restarted)" in line for line in sync.log_lines)
+        # the chart drew a point per sample, the acked line of each replica included
+        columns = {name: list(values) for name, values in sync.source.data.items()}
+        assert len(columns["t"]) >= 3 and columns["acked_n2"][-1] == columns["executed"][-1]
+    finally:
+        cluster.close()
+    assert sync.status.value.startswith("the cluster is closed")
+    assert cells(sync, "n2")["state"] == "–"
+    assert panel.cards["n2"].eligibility.value == "–"
+
+
+def test_sync_panel_shows_a_revocation_waiting_for_the_monitors_and_the_held_write():
+    """One primary, one replica: the replica dies, and the primary cannot have its
+    revocation recorded (one monitor of two is no majority). The panel says the replica
+    is being revoked, shows the write whose reply is held (executed ahead of committed),
+    and counts the write when it times out with the indefinite NOREPLICAS."""
+    cluster = wb.Cluster(mode="sync", nodes=2, down_after_ms=500, durability_timeout_ms=1500)
+    try:
+        pump = UiPump.for_cluster(cluster)
+        sync = SyncPanel(cluster, pump)
+        client = cluster.client(client_name="held-writer")
+        client.set("before", 1)
+        until(lambda: cells(sync, "n2")["state"] == "eligible", timeout=5, pump=pump,
+              what="n2 eligible")
+        cluster.nodes[1].kill()
+        outcome = []
+        writer = threading.Thread(target=lambda: outcome.append(_set_or_error(client)))
+        writer.start()
+        until(lambda: "held-writer" in sync.held_replies.value
+              and cells(sync, "n2")["state"] == "revoking (disconnected), node down", timeout=1.2,
+              pump=pump, what="the held write and the pending revocation on the panel")
+        assert "clients with held replies: 1" in sync.held_replies.value
+        executed, committed = int(sync.executed_offset.value), sync.committed_offset.value
+        assert committed.endswith("bytes not yet acknowledged)")
+        assert int(committed.split()[0]) < executed
+        assert sync.status.value.startswith("revoking n2: every write waits for it")
+        writer.join(5)
+        assert outcome and outcome[0].startswith("NOREPLICAS Timed out"), outcome
+        assert "outcome unknown" in outcome[0]
+        until(lambda: sync.timeouts.value == "1", timeout=2, pump=pump,
+              what="the timed-out write to be counted")
+        assert list(sync.marks["timeout"].data["text"]) == ["n1: writes time out"]
+        assert any("NOREPLICAS, outcome unknown" in line for line in sync.log_lines)
+        assert cells(sync, "n2")["state"] == "revoking (disconnected), node down"   # no majority
+    finally:
+        cluster.close()
+
+
+def _set_or_error(client) -> str:
+    try:
+        return repr(client.set("held", 1))
+    except redis.RedisError as err:
+        return str(err)
+
+
+def test_async_and_aof_viewers_have_no_sync_parts():
+    """The sync additions stay out of the other modes' views: no eligibility row on the
+    cards, no sync sampler in the pump, and a SyncPanel refuses another mode."""
+    cluster = wb.Cluster(mode="async", nodes=2, down_after_ms=500)
+    try:
+        pump = UiPump.for_cluster(cluster)
+        panel = ControlPanel(cluster, pump)
+        assert all(card.eligibility is None for card in panel.cards.values())
+        assert SYNC not in pump._samplers
+        with pytest.raises(ValueError, match="mode 'sync'"):
+            SyncPanel(cluster, pump)
+        until(lambda: panel.cards["n1"].status.value == "primary", timeout=5, pump=pump,
+              what="the async card")
+    finally:
+        cluster.close()
+
+
+def test_sync_state_names_an_old_primary_and_an_unreachable_node():
+    """The pure part of the sampler: a node that still says "master" while the monitors
+    named another primary is the old primary (a split brain); a node that did not answer
+    INFO is unreachable, one that is not running is down; acknowledged offsets come from
+    the gate for eligible replicas and from the primary's slave lines for the others."""
+    gate = {"alive": True, "executed_offset": 500, "committed_offset": 400,
+            "held_replies": [], "uncommitted_keys": 1, "durability_replicas": 1,
+            "eligible": {"n2": 400}, "revoking": {}}
+    infos = {"n1": {"role": "master"},
+             "n2": {"role": "master", "slave0": {"port": 7003, "offset": 450},
+                    "slave1": {"port": 7004, "offset": 400}},
+             "n3": {"role": "slave", "replica_eligible": 0, "slave_repl_offset": 450},
+             "n4": {"role": "slave", "replica_eligible": 1, "slave_repl_offset": 400},
+             "n5": None, "n6": {}}
+    state = sync_state("n2", {**gate, "eligible": {"n4": 400}}, infos,
+                       {"epoch": 4, "primary": "n2", "eligible": ["n4"]},
+                       {7003: "n3", 7004: "n4"})
+    nodes = state["nodes"]
+    assert [nodes[n]["state"] for n in sorted(nodes)] == [
+        "old primary", "primary", "ineligible", "eligible", "down", "unreachable"]
+    assert nodes["n3"]["acked_offset"] == 450 and nodes["n3"]["own_grant"] is False
+    assert nodes["n4"]["acked_offset"] == 400 and nodes["n4"]["own_grant"] is True
+    assert state["eligible"] == ["n4"]
+    assert status(state)[0] == "every write waits for n4 (eligible)"
+    nobody = sync_state(None, None, {"n1": None, "n2": {"role": "slave", "replica_eligible": 0}},
+                        None, {})
+    assert nobody["nodes"]["n2"]["state"] == "ineligible"
+    assert status(nobody)[0].startswith("no primary: only an eligible replica may be promoted")
+
+
+def test_the_sync_panel_brings_bokehjs_before_it(shell):
+    cluster = wb.Cluster(mode="sync", nodes=2, down_after_ms=500)
+    try:
+        outputs = displayed(shell, lambda: display(SyncPanel(cluster)))
+        assert [LOAD_MIME_TYPE in data for data in outputs] == [True, False]
+        assert WIDGET_VIEW in outputs[1]
     finally:
         cluster.close()

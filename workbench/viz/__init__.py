@@ -8,6 +8,9 @@
     viz.show_figure(viz.lost_writes_figure(20, 12))   # any Bokeh figure, drawn once
     viz.CloseButton(cluster)                          # shut down when the reader is done
 
+    sync = wb.Cluster(mode="sync", nodes=3)
+    viz.SyncPanel(sync)          # who the primary waits for, acked offsets, held replies
+
 Node threads never touch a widget: everything they produce reaches the screen through
 one :class:`UiPump` per cluster (see :mod:`workbench.viz.pump`). Every chart brings
 BokehJS along (see :mod:`workbench.viz.bokehjs`): no ``output_notebook()`` cell needed.
@@ -18,6 +21,7 @@ from .charts import OffsetChart, lost_writes_figure, node_colour
 from .gate import GatePanel
 from .panel import CloseButton, ControlPanel
 from .pump import UiPump
+from .sync import SyncPanel
 
 
 def show(cluster):
@@ -32,5 +36,5 @@ def show(cluster):
     return panel, chart
 
 
-__all__ = ["ChartWidget", "CloseButton", "ControlPanel", "GatePanel", "OffsetChart", "UiPump",
-           "lost_writes_figure", "node_colour", "show", "show_figure"]
+__all__ = ["ChartWidget", "CloseButton", "ControlPanel", "GatePanel", "OffsetChart", "SyncPanel",
+           "UiPump", "lost_writes_figure", "node_colour", "show", "show_figure"]

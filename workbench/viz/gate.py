@@ -61,7 +61,7 @@ class GatePanel(widgets.VBox):
             layout=widgets.Layout(width="auto"))
         self.pause.add_class("wb-gate-pause")
         self.pause.observe(self._on_toggle, names="value")
-        self.held_replies = widgets.HTML(self._render_held([]))
+        self.held_replies = widgets.HTML(render_held([]))
         self.held_replies.add_class("wb-gate-held")
         self.source = ColumnDataSource({"t": [], "executed": [], "committed": []})
         self.figure = figure(width=width, height=height, toolbar_location=None,
@@ -128,7 +128,7 @@ class GatePanel(widgets.VBox):
             self.pause.tooltip = CLOSED_NOTE
         finally:
             self._showing = False
-        self.held_replies.value = self._render_held([])
+        self.held_replies.value = render_held([])
 
     def _apply_events(self, events: list) -> None:
         if any(event.kind == "ClusterClosed" for event in events):
@@ -152,8 +152,11 @@ class GatePanel(widgets.VBox):
             behind = executed - committed
             self.committed_offset.value = (f"{committed}" if behind == 0
                                            else f"{committed}  ({behind} bytes behind)")
-        self.aof_fsynced.value = (f"{state['aof_fsynced_bytes']} bytes, up to offset "
-                                  f"{state['aof_fsynced_offset']}")
+        if state["aof_fsynced_bytes"] is None:     # sync in memory: no AOF to fsync
+            self.aof_fsynced.value = "AOF off"
+        else:
+            self.aof_fsynced.value = (f"{state['aof_fsynced_bytes']} bytes, up to offset "
+                                      f"{state['aof_fsynced_offset']}")
         self.uncommitted_keys.value = str(state["uncommitted_keys"])
         batches, writes = state["group_commit_batches"], state["group_commit_writes"]
         self.group_commit.value = (f"{writes} writes in {batches} fsyncs "
@@ -174,20 +177,22 @@ class GatePanel(widgets.VBox):
             self.pause.icon = "play" if state["paused"] else "pause"
         finally:
             self._showing = False
-        self.held_replies.value = self._render_held(state["held_replies"])
+        self.held_replies.value = render_held(state["held_replies"])
         self.source.stream({"t": [now], "executed": [executed],
                             "committed": [math.nan if committed is None else committed]},
                            rollover=self.history)
 
-    @staticmethod
-    def _render_held(clients: list) -> str:
-        head = ("<tr><th>client</th><th>name</th><th>last command</th><th>held replies</th>"
-                "<th>held bytes</th><th>waits for offset</th></tr>")
-        rows = "".join(
-            f"<tr><td>{c['client']}</td><td>{html.escape(c['name']) or '–'}</td>"
-            f"<td>{html.escape(c['command'])}</td><td>{c['replies']}</td>"
-            f"<td>{c['bytes']}</td><td>{c['waits_for']}</td></tr>" for c in clients)
-        body = rows or "<tr><td colspan='6'><i>no client is waiting</i></td></tr>"
-        return (f"<b>clients with held replies: {len(clients)}</b>"
-                "<table style='font-family:monospace;font-size:12px;border-collapse:collapse'"
-                f" cellpadding='3'>{head}{body}</table>")
+
+def render_held(clients: list) -> str:
+    """The table of clients whose replies a commit gate holds (``held_replies`` of
+    ``node.gate_snapshot()``), as HTML."""
+    head = ("<tr><th>client</th><th>name</th><th>last command</th><th>held replies</th>"
+            "<th>held bytes</th><th>waits for offset</th></tr>")
+    rows = "".join(
+        f"<tr><td>{c['client']}</td><td>{html.escape(c['name']) or '–'}</td>"
+        f"<td>{html.escape(c['command'])}</td><td>{c['replies']}</td>"
+        f"<td>{c['bytes']}</td><td>{c['waits_for']}</td></tr>" for c in clients)
+    body = rows or "<tr><td colspan='6'><i>no client is waiting</i></td></tr>"
+    return (f"<b>clients with held replies: {len(clients)}</b>"
+            "<table style='font-family:monospace;font-size:12px;border-collapse:collapse'"
+            f" cellpadding='3'>{head}{body}</table>")

@@ -5,6 +5,10 @@ Buttons act through the same public API a test uses (``node.kill()``,
 comes only from snapshots and events drained by the :class:`~workbench.viz.pump.UiPump`,
 so a card shows what the cluster *reports*, never what a button hoped for.
 
+In a ``sync`` cluster each card also says whether the primary waits for that node
+(eligible, revoking, ineligible: see :mod:`workbench.viz.sync`), and the log tells
+grants, revocations and writes that timed out.
+
 Closing the cluster (``cluster.close()``, or the button of :class:`CloseButton`) turns
 every control off and says so: a closed cluster has nothing left to kill.
 """
@@ -18,6 +22,7 @@ import ipywidgets as widgets
 
 from .charts import node_colour
 from .pump import EVENTS, SNAPSHOT, UiPump
+from .sync import PRIMARY, STATE_COLOURS, SYNC, SyncSampler, state_text
 
 ROLE_COLOURS = {"primary": "#1b7a1b", "replica": "#1f4e9c", "KILLED": "#c62828",
                 "CLOSED": "#616161"}
@@ -60,6 +65,20 @@ def describe(event) -> str | None:
         return f"{event.node} restarted: replayed {event.loaded_commands} commands from disk"
     if kind == "WriteRejected":
         return f"{event.node} rejected {event.command}: {event.error}"
+    if kind == "EligibilityGranted":
+        return (f"{event.node} now waits for {event.replica}: eligible (caught up at offset "
+                f"{event.offset})")
+    if kind == "EligibilityRevoked":
+        if event.node == event.replica:
+            return (f"{event.replica} holds no grant any more ({event.reason}): it cannot be "
+                    "promoted until its primary grants it again")
+        how = ("recorded by a majority of monitors" if event.agreed
+               else "WITHOUT the monitors' agreement")
+        return (f"{event.node} stopped waiting for {event.replica} ({event.reason}), "
+                f"{how}: it is ineligible")
+    if kind == "WriteTimedOut":
+        return (f"{event.node}: a write (offset {event.offset}) was not acknowledged in time: "
+                f"NOREPLICAS, outcome unknown (committed offset {event.committed_offset})")
     if kind == "Note":
         return event.text
     if kind == "ClusterClosed":
@@ -70,9 +89,10 @@ def describe(event) -> str | None:
 
 
 class NodeCard(widgets.VBox):
-    """One node: its status, numbers, and its kill / power-kill / restart buttons."""
+    """One node: its status, numbers, and its kill / power-kill / restart buttons; in a
+    ``sync`` cluster also its eligibility, as the primary sees it."""
 
-    def __init__(self, panel: "ControlPanel", node):
+    def __init__(self, panel: "ControlPanel", node, *, sync: bool = False):
         self.node = node
         self.panel = panel
         title = widgets.HTML(f"<b style='color:{node_colour(node.name)}'>{node.name}</b>"
@@ -83,12 +103,16 @@ class NodeCard(widgets.VBox):
         self.key_count = self._label("–", "wb-node-keys")
         self.aof_fsynced = self._label("–", "wb-node-aof")
         self.link = self._label("–", "wb-node-link")
+        rows = [self._label("replication offset"), self.offset,
+                self._label("keys"), self.key_count,
+                self._label("AOF fsynced"), self.aof_fsynced,
+                self._label("link"), self.link]
+        self.eligibility = None
+        if sync:
+            self.eligibility = self._label("–", "wb-node-eligibility")
+            rows += [self._label("eligibility"), self.eligibility]
         facts = widgets.GridBox(
-            [self._label("replication offset"), self.offset,
-             self._label("keys"), self.key_count,
-             self._label("AOF fsynced"), self.aof_fsynced,
-             self._label("link"), self.link],
-            layout=widgets.Layout(grid_template_columns="9.5em auto", grid_gap="0 6px"))
+            rows, layout=widgets.Layout(grid_template_columns="9.5em auto", grid_gap="0 6px"))
         self.kill = self._button("Kill", "wb-kill", "Crash: memory is gone, files survive",
                                  lambda _: panel.act(f"kill {node.name}", node.kill))
         self.power_kill = self._button(
@@ -139,12 +163,24 @@ class NodeCard(widgets.VBox):
         self.kill.disabled = self.power_kill.disabled = not state["alive"]
         self.restart.disabled = state["alive"]
 
+    def show_sync(self, node: dict, state: dict) -> None:
+        """Render this node's part of a sync state (kernel thread, via the pump)."""
+        # Short: a card is narrow. The sync panel has the acknowledged offsets.
+        if node["state"] == PRIMARY:
+            text = f"waits for {', '.join(state['eligible']) or 'nobody'}"
+        else:
+            text = state_text(node)
+        self.eligibility.value = text
+        self.eligibility.style.text_color = STATE_COLOURS.get(node["state"], "black")
+
     def show_closed(self) -> None:
         """The cluster is closed: say so, and turn every button off."""
         self.status.value = "CLOSED"
         self.status.style.text_color = ROLE_COLOURS["CLOSED"]
         for label in (self.offset, self.key_count, self.aof_fsynced, self.link):
             label.value = "–"
+        if self.eligibility is not None:
+            self.eligibility.value = "–"
         for button in (self.kill, self.power_kill, self.restart):
             button.disabled = True
             button.tooltip = CLOSED_NOTE
@@ -156,7 +192,8 @@ class ControlPanel(widgets.VBox):
     def __init__(self, cluster, pump: UiPump | None = None):
         self.cluster = cluster
         self.closed = False
-        self.cards = {node.name: NodeCard(self, node) for node in cluster.nodes}
+        sync = getattr(cluster, "mode", None) == "sync"
+        self.cards = {node.name: NodeCard(self, node, sync=sync) for node in cluster.nodes}
         self.network = widgets.HTML("<i>network: waiting for the first snapshot…</i>")
         self.network.add_class("wb-cluster-status")
         partition = widgets.Button(description="Partition the primary away",
@@ -182,6 +219,9 @@ class ControlPanel(widgets.VBox):
         self.pump = pump or UiPump.for_cluster(cluster)
         self.pump.on(SNAPSHOT, self._apply_snapshot)
         self.pump.on(EVENTS, self._apply_events)
+        if sync:
+            self.pump.sample(SYNC, SyncSampler.for_cluster(cluster))
+            self.pump.on(SYNC, self._apply_sync)
 
     # -- actions (kernel thread, from button clicks) --------------------------------------
     def act(self, what: str, action) -> None:
@@ -227,6 +267,13 @@ class ControlPanel(widgets.VBox):
             self.network.value = f"<b style='color:#c62828'>network: partitioned {parts}</b>"
         else:
             self.network.value = "network: whole"
+
+    def _apply_sync(self, state: dict) -> None:
+        if self.closed:
+            return
+        for name, card in self.cards.items():
+            if name in state["nodes"]:
+                card.show_sync(state["nodes"][name], state)
 
     def _apply_events(self, events: list) -> None:
         for event in events:

@@ -41,7 +41,8 @@ SNAPSHOT = "snapshot"   # key of the newest cluster snapshot (a dict, plus "_tim
 EVENTS = "events"       # key of the stream of cluster events worth showing
 
 # Events a viewer never shows: one per write, they would swamp every log and queue.
-NOISY_EVENTS = frozenset({"CommandExecuted", "ReplicaAcked", "FsyncDone"})
+NOISY_EVENTS = frozenset({"CommandExecuted", "ReplicaAcked", "FsyncStarted", "FsyncDone",
+                          "ReplyHeld", "RepliesReleased", "KeysCommitted"})
 
 
 def _ipython():
