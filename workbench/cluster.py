@@ -182,14 +182,15 @@ class Cluster:
 
     def _primary_on_loop(self) -> Node | None:
         primaries = [n for n in self.nodes if n.role == "primary"]
-        configs = [(n.monitor.epoch, n.monitor.primary) for n in self.nodes
-                   if n.monitor is not None]
-        if configs:
-            _, name = max(configs)
-            chosen = self.node(name)
-            if chosen in primaries:
-                return chosen
+        name = self._configured_primary()
+        if name is not None and self.node(name) in primaries:
+            return self.node(name)
         return primaries[0] if len(primaries) == 1 else None
+
+    def _configured_primary(self) -> str | None:
+        """The primary the newest monitor configuration names (None without monitors)."""
+        return max(((n.monitor.epoch, n.monitor.primary) for n in self.nodes
+                    if n.monitor is not None), default=(0, None))[1]
 
     def primary(self, timeout: float = 5) -> Node:
         """The node serving writes now; waits up to ``timeout`` seconds for one."""
@@ -265,9 +266,7 @@ class Cluster:
     def _refuse_primary(self, name: str) -> None:
         """The primary serving writes, or the one the monitors' configuration names,
         is never removed: its replicas and its clients would be left without one."""
-        configured = max(((n.monitor.epoch, n.monitor.primary) for n in self.nodes
-                          if n.monitor is not None), default=(0, None))[1]
-        if name == configured or self.node(name).role == "primary":
+        if name == self._configured_primary() or self.node(name).role == "primary":
             raise ValueError(f"cannot remove {name}: it is the primary. Fail over first "
                              f"(kill {name} or partition it away and wait for a new primary), "
                              "then remove it")

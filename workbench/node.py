@@ -134,7 +134,7 @@ class Node:
     async def _restart(self) -> None:
         if self.server is not None:
             await self._kill(False)
-        saved = self._saved_role()
+        saved = self.saved_state()
         primary = saved.get("primary") if saved.get("role") == "replica" else None
         amnesic = (saved.get("role") == "primary" and not self.config["appendonly"]
                    and self.config["durability-mode"] == "sync")
@@ -187,15 +187,13 @@ class Node:
     def save_state(self, **fields) -> None:
         """Persist more of the node's state beside its role (sync: ``eligible``, the
         replicas a primary waits for; ``replica_eligible``, a replica's own grant)."""
-        self._write_state({**self._saved_role(), **fields})
-
-    def saved_state(self) -> dict:
-        return self._saved_role()
+        self._write_state({**self.saved_state(), **fields})
 
     def _write_state(self, data: dict) -> None:
         atomic_write(os.path.join(self.data_dir, "node.json"), json.dumps(data).encode())
 
-    def _saved_role(self) -> dict:
+    def saved_state(self) -> dict:
+        """What :meth:`save_role` and :meth:`save_state` wrote (``{}`` for a new node)."""
         try:
             with open(os.path.join(self.data_dir, "node.json")) as f:
                 return json.load(f)

@@ -62,7 +62,7 @@ class ReplicaProvider:
 
     @property
     def durable_offset(self) -> int:
-        if len(self.eligible) < self.required:
+        if not self.enough():
             return self._floor
         offset = min(self.eligible.values()) if self.eligible else self.executed_offset()
         if offset > self._floor:

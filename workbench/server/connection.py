@@ -259,7 +259,8 @@ class ClientConnection(asyncio.Protocol):
         if not self.held:                         # the first held reply: wait for it
             gate.wait(self, offset)
         gate.replies_pinned += self.held.add(data, offset)
-        if offset == self.woff and offset != self.watched_write:
+        if (offset == self.woff and offset != self.watched_write
+                and self.node.replica_provider is not None):
             self.watched_write = offset           # this client's own write (not a read of it)
             gating.watch_write(self.node, self, offset)
 
