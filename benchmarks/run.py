@@ -7,6 +7,9 @@ repeats every measurement ``--runs`` times, and reports medians and the ratio
 workbench / redis-server. Results go to ``benchmarks/RESULTS.md`` (``--write``).
 
     python benchmarks/run.py --runs 3 --write
+
+The other benchmarks reuse its harness: ``Server``, ``redis_benchmark``, the process and
+CPU helpers, ``round_trips`` and the common command line (``bench_parser``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 
+import redis
 from tqdm import tqdm
 
 from results import replace_section  # benchmarks/ is on the path: run as a script
@@ -38,6 +42,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_ready(proc: subprocess.Popen, ready: str, timeout: float) -> list[int] | None:
+    """The ports ``workbench cluster --ready-file ready`` wrote once it was up; None if
+    ``proc`` exited or ``timeout`` seconds passed first."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(ready):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+    return [int(p) for p in open(ready).read().split()]
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_for_port(port: int, timeout: float = 20) -> None:
@@ -68,13 +94,11 @@ class Server:
             for name, value in config.items():
                 cmd += ["--config", f"{name}={value}"]
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 30
-            while not os.path.exists(ready):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("the workbench node did not start")
-                time.sleep(0.05)
-            self.port = int(open(ready).read().split()[0])
+            ports = wait_for_ready(self.proc, ready, 30)
+            if ports is None:
+                self.stop()
+                raise RuntimeError("the workbench node did not start")
+            self.port = ports[0]
         else:
             self.port = free_port()
             data = os.path.join(workdir, "redis")
@@ -90,12 +114,7 @@ class Server:
                 raise
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 10)
 
 
 def redis_benchmark(port: int, tests: str, load: list[str], requests: int) -> dict[str, float]:
@@ -108,6 +127,76 @@ def redis_benchmark(port: int, tests: str, load: list[str], requests: int) -> di
         if len(cells) > 1 and cells[0] != "test":
             rps[cells[0]] = float(cells[1])
     return rps
+
+
+def info(port: int, *sections: str) -> dict:
+    """The fields of ``INFO section`` for each of ``sections``, over one connection."""
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        return {k: v for section in sections for k, v in client.info(section).items()}
+    finally:
+        client.close()
+
+
+def round_trips(port: int, count: int, wait_for: int = 0, value: str = "xxx") -> list[float]:
+    """Seconds per op of one redis-py client, sequential, on a real socket: SET, or with
+    ``wait_for`` replicas SET + ``WAIT wait_for 0`` as a two-command pipeline (one round
+    trip; a WAIT answered with fewer replicas raises)."""
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, socket_connect_timeout=5)
+    pipe = client.pipeline(transaction=False)
+
+    def op(key):
+        if wait_for:
+            pipe.set(key, value)
+            pipe.execute_command("WAIT", wait_for, 0)
+            _, acked = pipe.execute()
+            if acked < wait_for:
+                raise RuntimeError(f"WAIT {wait_for} 0 answered {acked}")
+        else:
+            client.set(key, value)
+    try:
+        for i in range(100):                                 # warm up the connection
+            op(f"warm:{i}")
+        out = []
+        for i in range(count):
+            t0 = time.perf_counter()
+            op(f"lat:{i}")
+            out.append(time.perf_counter() - t0)
+        return out
+    finally:
+        client.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """Time on a CPU of a process, its threads and its child processes (the write-behind
+    writer): the scheduler's own count from /proc/.../schedstat, in nanoseconds, not the
+    tick-sampled user/system times."""
+    total = 0.0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0]) / 1e9
+            for child in open(f"/proc/{pid}/task/{tid}/children").read().split():
+                total += cpu_seconds(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def rotated(items, run: int) -> list:
+    """``items`` started at a different one each run, so that no setup always goes first."""
+    items = list(items)
+    shift = run % len(items)
+    return items[shift:] + items[:shift]
+
+
+def check_deadline(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise TimeoutError("the benchmark ran past --time-limit")
 
 
 def measure(runs: int, scale: float, persistence_modes: list[str]) -> list[dict]:
@@ -156,6 +245,24 @@ def have_redis_tools() -> bool:
             print(f"{tool} is required (apt-get install redis-server redis-tools)", file=sys.stderr)
             return False
     return True
+
+
+def bench_parser(doc: str, *, counts: str = "request counts") -> argparse.ArgumentParser:
+    """The command line of a benchmark that rotates its setups run by run: ``--runs``,
+    ``--scale`` (the fraction of its ``counts``), ``--time-limit`` and ``--write``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help=f"fraction of the {counts}")
+    parser.add_argument("--time-limit", type=float, default=1800,
+                        help="give up (stopping every server) after this many seconds")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    return parser
+
+
+def command_line(script: str, runs: int, scale: float, python: str = ".venv/bin/python") -> str:
+    """The command that reproduces a run, as RESULTS.md quotes it."""
+    return f"{python} benchmarks/{script} --runs {runs}" + (
+        f" --scale {scale:g}" if scale != 1 else "") + " --write"
 
 
 def main(argv=None) -> int:

@@ -28,7 +28,6 @@ SET round trip against (s), SET + WAIT as a two-command pipeline against (b) and
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import resource
@@ -49,9 +48,11 @@ from tqdm import tqdm
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from results import replace_section  # noqa: E402
-from run import free_port, have_redis_tools, redis_benchmark, wait_for_port  # noqa: E402
-from write_behind import cpu_seconds, percentile  # noqa: E402
+from run import (bench_parser, check_deadline, command_line, cpu_seconds, free_port,  # noqa: E402
+                 have_redis_tools, info, percentile, redis_benchmark, rotated, round_trips,
+                 stop_process, wait_for_port, wait_for_ready)
 
+SCRIPT = os.path.basename(__file__)
 LOADS = [(1, 5_000), (10, 20_000), (50, 50_000)]     # (clients, operations)
 LATENCY_OPS = 2_000
 KEY, VALUE = "key:__rand_int__", "xxx"               # what redis-benchmark -t set writes
@@ -86,15 +87,13 @@ class WorkbenchCluster:
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         self.pids = [self.proc.pid]
-        deadline = time.monotonic() + 45
-        while not os.path.exists(ready):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"workbench cluster --mode {mode} did not start:\n"
-                                   + self.log_tail())
-            time.sleep(0.05)
-        self.ports = [int(p) for p in open(ready).read().split()]
-        self.port = self.ports[0]
+        ports = wait_for_ready(self.proc, ready, 45)
+        if ports is None:
+            self.stop()
+            raise RuntimeError(f"workbench cluster --mode {mode} did not start:\n"
+                               + self.log_tail())
+        self.ports = ports
+        self.port = ports[0]
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -147,8 +146,8 @@ class RedisTrio:
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                info = client.info("replication")
-                online = [v for k, v in info.items()
+                fields = client.info("replication")
+                online = [v for k, v in fields.items()
                           if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"]
                 if len(online) == REPLICAS:
                     return
@@ -163,16 +162,6 @@ class RedisTrio:
     def stop(self) -> None:
         for proc in self.procs:
             stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def server_cpu(server) -> float:
@@ -199,17 +188,10 @@ def machine_busy() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def commands_processed(port: int) -> int:
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, socket_connect_timeout=5)
-    try:
-        return int(client.info("stats")["total_commands_processed"])
-    finally:
-        client.close()
-
-
 def snapshot(server) -> dict:
     return {"cpu": server_cpu(server), "threads": thread_times(server.pids),
-            "machine": machine_busy(), "commands": commands_processed(server.port)}
+            "machine": machine_busy(),
+            "commands": int(info(server.port, "stats")["total_commands_processed"])}
 
 
 def account(before: dict, after: dict, result: dict, per_op: int) -> dict:
@@ -318,43 +300,11 @@ def bench_set(port: int, clients: int, ops: int) -> dict:
     return {"ops": rps, "client_cpu": cpu, "wall": wall, "errors": 0, "short": 0}
 
 
-def round_trips(port: int, count: int, wait: bool) -> list[float]:
-    """Seconds per op of one redis-py client, sequential: SET, or SET + WAIT as a
-    two-command pipeline (one round trip)."""
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, socket_connect_timeout=5)
-    pipe = client.pipeline(transaction=False)
-
-    def op(key):
-        if wait:
-            pipe.set(key, VALUE)
-            pipe.execute_command("WAIT", REPLICAS, 0)
-            _, acked = pipe.execute()
-            if acked < REPLICAS:
-                raise RuntimeError(f"WAIT {REPLICAS} 0 answered {acked}")
-        else:
-            client.set(key, VALUE)
-    try:
-        for i in range(100):                                 # warm up the connection
-            op(f"warm:{i}")
-        out = []
-        for i in range(count):
-            t0 = time.perf_counter()
-            op(f"lat:{i}")
-            out.append(time.perf_counter() - t0)
-        return out
-    finally:
-        client.close()
-
-
 def sync_state(port: int) -> dict:
     """What the sync primary says about its replicas and timed-out writes."""
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, socket_connect_timeout=5)
-    try:
-        repl, gate = client.info("replication"), client.info("reply_blocking")
-    finally:
-        client.close()
-    return {"eligible_replicas": int(repl.get("eligible_replicas", -1)),
-            "write_timeouts": int(gate.get("reply_blocking_write_timeouts", -1))}
+    fields = info(port, "replication", "reply_blocking")
+    return {"eligible_replicas": int(fields.get("eligible_replicas", -1)),
+            "write_timeouts": int(fields.get("reply_blocking_write_timeouts", -1))}
 
 
 # -- one run ------------------------------------------------------------------------------
@@ -372,10 +322,8 @@ def measure(runs: int, scale: float, deadline: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="wb-sync-mode-") as workdir, \
             tqdm(total=steps, desc="sync mode", unit="step") as progress:
         for run in range(runs):
-            rotated = SETUPS[run % len(SETUPS):] + SETUPS[:run % len(SETUPS)]
-            for setup in rotated:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the benchmark ran past --time-limit")
+            for setup in rotated(SETUPS, run):
+                check_deadline(deadline)
                 progress.set_postfix_str(f"run {run + 1}: {setup}")
                 where = tempfile.mkdtemp(dir=workdir)
                 server = RedisTrio(where) if setup == "redis" else WorkbenchCluster(setup, where)
@@ -386,8 +334,7 @@ def measure(runs: int, scale: float, deadline: float) -> dict:
                         sync_checks.append({"run": run + 1, "when": "start", **sync_state(server.port)})
                     for row, generated, wait in plan[setup]:
                         for clients, ops in LOADS:
-                            if time.monotonic() > deadline:
-                                raise TimeoutError("the benchmark ran past --time-limit")
+                            check_deadline(deadline)
                             n = max(500, int(ops * scale))
                             before = snapshot(server)
                             r = (generate(server.port, clients, n, wait) if generated
@@ -397,7 +344,8 @@ def measure(runs: int, scale: float, deadline: float) -> dict:
                             samples.setdefault((row, clients), []).append(r)
                             progress.update(1)
                     for row, wait in latency_plan[setup]:
-                        trips[row] += round_trips(server.port, max(200, int(LATENCY_OPS * scale)), wait)
+                        trips[row] += round_trips(server.port, max(200, int(LATENCY_OPS * scale)),
+                                                  REPLICAS if wait else 0, VALUE)
                         progress.update(1)
                     if setup == "sync":
                         sync_checks.append({"run": run + 1, "when": "end", **sync_state(server.port)})
@@ -448,18 +396,14 @@ def summarize(m: dict) -> dict:
 
 
 # -- the report ---------------------------------------------------------------------------
-def command_line(runs: int, scale: float) -> str:
-    return f".venv/bin/python benchmarks/sync_mode.py --runs {runs}" + (
-        f" --scale {scale:g}" if scale != 1 else "") + " --write"
-
-
 def report(s: dict, runs: int, scale: float) -> str:
     med, r, lat, cost = s["median"], s["ratios"], s["latency"], s["cost"]
     pl = s["placement"]
+    cmd = command_line(SCRIPT, runs, scale)
     head = (
         f"Medians of {runs} runs, measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} "
         f"cores, Python {platform.python_version()}, Debian `redis-server` "
-        f"{redis_version()}, `{command_line(runs, scale)}`. Every setup is a primary and two "
+        f"{redis_version()}, `{cmd}`. Every setup is a primary and two "
         "replicas on 127.0.0.1, in memory (`appendonly no`: the `sync` mode's default, and "
         "`async` and redis-server are set to match), started fresh for each run, the setups' "
         "order rotated run by run. **Placement**: the workbench cluster's three nodes, their "
@@ -618,17 +562,11 @@ def interpretation(s: dict, runs: int, scale: float) -> str:
         "client. Absolute ops/s move 15-30% between runs on this shared 2-core machine; read "
         "the ratios, and ratios closer than ~15% as equal.",
     ]
-    return " ".join(parts) + f" Reproduce with `{command_line(runs, scale)}`.\n"
+    return " ".join(parts) + f" Reproduce with `{command_line(SCRIPT, runs, scale)}`.\n"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the op counts")
-    parser.add_argument("--time-limit", type=float, default=1800,
-                        help="give up (stopping every server) after this many seconds")
-    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    args = parser.parse_args(argv)
+    args = bench_parser(__doc__, counts="op counts").parse_args(argv)
     if not have_redis_tools():
         return 2
     try:

@@ -20,7 +20,6 @@ from ``INFO reply_blocking`` of (b). ``--write`` updates the write-behind sectio
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -29,14 +28,15 @@ import sys
 import tempfile
 import time
 
-import redis
 from tqdm import tqdm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from results import replace_section  # noqa: E402
-from run import Server, have_redis_tools, redis_benchmark  # noqa: E402  (the side-by-side harness)
+from run import (Server, bench_parser, check_deadline, command_line, cpu_seconds,  # noqa: E402
+                 have_redis_tools, info, percentile, redis_benchmark, rotated, round_trips)
 
+SCRIPT = os.path.basename(__file__)
 ALWAYS = {"appendonly": "yes", "appendfsync": "always"}
 # key: (label, server kind, (workbench config, redis-server arguments))
 SETUPS = {
@@ -58,11 +58,6 @@ TARGETS = [("b/a", 4.0, "inline fsync"), ("b/d", 0.7, "redis-server always"),
            ("b/c", 0.7, "the no-AOF node")]
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def fsync_latency(directory: str, iterations: int) -> list[float]:
     """Seconds per ``os.write`` + ``os.fsync`` of a 100-byte append."""
     path = os.path.join(directory, "fsync-probe")
@@ -81,46 +76,10 @@ def fsync_latency(directory: str, iterations: int) -> list[float]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """Time on a CPU of a process, its threads and its child processes (the write-behind
-    writer): the scheduler's own count from /proc/.../schedstat, in nanoseconds, not the
-    tick-sampled user/system times."""
-    total = 0.0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0]) / 1e9
-            for child in open(f"/proc/{pid}/task/{tid}/children").read().split():
-                total += cpu_seconds(int(child))
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return total
-
-
-def set_round_trips(port: int, count: int) -> list[float]:
-    """Seconds per SET round trip of one redis-py client, sequential, on a real socket."""
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, socket_connect_timeout=5)
-    try:
-        for i in range(100):                                 # warm up the connection
-            client.set(f"warm:{i}", "xxx")
-        out = []
-        for i in range(count):
-            key = f"lat:{i}"
-            t0 = time.perf_counter()
-            client.set(key, "xxx")
-            out.append(time.perf_counter() - t0)
-        return out
-    finally:
-        client.close()
-
-
 def group_commit_counters(port: int) -> tuple[int, int]:
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, socket_connect_timeout=5)
-    try:
-        info = client.info("reply_blocking")
-    finally:
-        client.close()
-    return (int(info.get("reply_blocking_group_commit_writes", 0)),
-            int(info.get("reply_blocking_group_commit_batches", 0)))
+    fields = info(port, "reply_blocking")
+    return (int(fields.get("reply_blocking_group_commit_writes", 0)),
+            int(fields.get("reply_blocking_group_commit_batches", 0)))
 
 
 def measure(runs: int, scale: float, deadline: float) -> dict:
@@ -133,16 +92,13 @@ def measure(runs: int, scale: float, deadline: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="wb-write-behind-") as workdir, \
             tempfile.TemporaryDirectory(prefix="wb-write-behind-", dir=RAM_DIR) as ramdir, \
             tqdm(total=steps, desc="write-behind", unit="step") as progress:
-        order = list(SETUPS)
         for run in range(runs):
             progress.set_postfix_str(f"run {run + 1}: disk fsync")
             fsyncs += fsync_latency(tempfile.mkdtemp(dir=workdir), FSYNC_ITERATIONS)
             progress.update(1)
-            rotated = order[run % len(order):] + order[:run % len(order)]
-            for key in rotated:
+            for key in rotated(SETUPS, run):
                 label, kind, persistence = SETUPS[key]
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the benchmark ran past --time-limit")
+                check_deadline(deadline)
                 progress.set_postfix_str(f"run {run + 1}: ({key}) {label}")
                 server = Server(kind, persistence,
                                 tempfile.mkdtemp(dir=ramdir if key == "e" else workdir))
@@ -161,7 +117,7 @@ def measure(runs: int, scale: float, deadline: float) -> dict:
                                 (after[0] - before[0], after[1] - before[1]))
                         progress.update(1)
                     if key in trips:
-                        trips[key] += set_round_trips(server.port, LATENCY_SETS)
+                        trips[key] += round_trips(server.port, LATENCY_SETS)
                 finally:
                     server.stop()
     return {"samples": samples, "batching": batching, "fsyncs": fsyncs, "trips": trips,
@@ -187,8 +143,7 @@ def summarize(m: dict) -> dict:
 
 def report(s: dict, runs: int, scale: float) -> str:
     med, ratios, lat, per_batch = s["median"], s["ratios"], s["latency"], s["per_batch"]
-    cmd = f"python benchmarks/write_behind.py --runs {runs}" + (
-        f" --scale {scale:g}" if scale != 1 else "") + " --write"
+    cmd = command_line(SCRIPT, runs, scale, python="python")
     head = (f"Medians of {runs} runs, measured {time.strftime('%Y-%m-%d')} on "
             f"{os.cpu_count()} cores, Python {platform.python_version()}, `{cmd}`. "
             "SET ops/s from `redis-benchmark -t set` (no pipelining); (a) workbench "
@@ -269,19 +224,11 @@ def interpretation(s: dict, runs: int, scale: float) -> str:
         "Absolute ops/s move 15-30% between runs on this shared 2-core machine; read the "
         "ratios, and ratios closer than ~15% as equal.",
     ]
-    cmd = f".venv/bin/python benchmarks/write_behind.py --runs {runs}" + (
-        f" --scale {scale:g}" if scale != 1 else "") + " --write"
-    return " ".join(parts) + f" Reproduce with `{cmd}`.\n"
+    return " ".join(parts) + f" Reproduce with `{command_line(SCRIPT, runs, scale)}`.\n"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the request counts")
-    parser.add_argument("--time-limit", type=float, default=1800,
-                        help="give up (stopping every server) after this many seconds")
-    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    args = parser.parse_args(argv)
+    args = bench_parser(__doc__).parse_args(argv)
     if not have_redis_tools():
         return 2
     try:
