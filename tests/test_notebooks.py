@@ -27,7 +27,7 @@ def execute(path: Path, *, clean_up: bool = False):
     with ``clean_up``, then press the notebook's clean-up button, as a reader would."""
     nb = nbformat.read(path, as_version=4)
     if clean_up:
-        nb.cells.append(new_code_cell("assert not cluster._closed, 'Run All closed the cluster'\n"
+        nb.cells.append(new_code_cell("assert not cluster.closed, 'Run All closed the cluster'\n"
                                       "done.click()"))
     client = nbclient.NotebookClient(
         nb, timeout=120, kernel_name="python3", store_widget_state=True,

@@ -4,7 +4,6 @@ closing a cluster, and what each viewer puts on a page."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import redis
@@ -14,6 +13,7 @@ from IPython.display import display
 from IPython.utils.capture import capture_output
 
 import workbench as wb
+from conftest import wait_for
 from workbench import events as ev
 from workbench.viz import (CloseButton, ControlPanel, GatePanel, OffsetChart, SyncPanel, UiPump,
                            show_figure)
@@ -153,11 +153,8 @@ def test_viewers_of_a_closed_cluster_say_so_and_turn_off():
         panel, chart = ControlPanel(cluster, pump), OffsetChart(cluster, pump)
         gate = GatePanel(cluster, pump=pump)
         done = CloseButton(cluster, pump)
-        deadline = time.monotonic() + 5
-        while panel.cards["n1"].status.value != "primary":
-            assert time.monotonic() < deadline, "no snapshot reached the panel"
-            pump.sample_now()
-            time.sleep(0.02)
+        until(lambda: panel.cards["n1"].status.value == "primary", timeout=5, pump=pump,
+              what="a snapshot to reach the panel")
         assert not panel.cards["n1"].kill.disabled and not gate.pause.disabled
 
         done.click()
@@ -198,42 +195,35 @@ def displayed(shell, show) -> list[dict]:
     return [output.data for output in captured.outputs]
 
 
-def test_every_chart_brings_bokehjs_before_it(shell):
+def test_every_chart_brings_bokehjs_before_it(shell, aof_node):
     """Reproduction: after a browser refresh with the kernel still running, running the
     chart cell again failed with "Failed to create view for 'BokehView' ... reading
     'require'": the Bokeh widget needs BokehJS in the page, and only the output of the
     notebook's output_notebook() cell had put it there. Every viewer that draws with
     Bokeh now displays the BokehJS load right before its widget."""
-    cluster = wb.Cluster(mode="aof")
-    try:
-        pump = UiPump.for_cluster(cluster)
-        viewers = {
-            "offset chart": lambda: display(OffsetChart(cluster, pump)),
-            "gate panel": lambda: display(GatePanel(cluster, pump=pump)),
-            "a static figure": lambda: show_figure(lost_writes_figure(10, 7)),
-        }
-        for name, show in viewers.items():
-            outputs = displayed(shell, show)
-            assert [LOAD_MIME_TYPE in data for data in outputs] == [True, False], name
-            assert WIDGET_VIEW in outputs[1], name
-            load = outputs[0][LOAD_MIME_TYPE]
-            assert load.startswith("if (window.Bokeh === undefined") and len(load) > 10**6
-    finally:
-        cluster.close()
+    pump = UiPump.for_cluster(aof_node)
+    viewers = {
+        "offset chart": lambda: display(OffsetChart(aof_node, pump)),
+        "gate panel": lambda: display(GatePanel(aof_node, pump=pump)),
+        "a static figure": lambda: show_figure(lost_writes_figure(10, 7)),
+    }
+    for name, show in viewers.items():
+        outputs = displayed(shell, show)
+        assert [LOAD_MIME_TYPE in data for data in outputs] == [True, False], name
+        assert WIDGET_VIEW in outputs[1], name
+        load = outputs[0][LOAD_MIME_TYPE]
+        assert load.startswith("if (window.Bokeh === undefined") and len(load) > 10**6
 
 
 # -- sync mode: who the primary waits for --------------------------------------------------
 
 def until(condition, *, timeout: float, what: str, pump=None) -> None:
     """Poll ``condition()`` (taking a fresh sample first, if given a pump) until it holds."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def sampled():
         if pump is not None:
             pump.sample_now()
-        if condition():
-            return
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.02)
+        return condition()
+    wait_for(sampled, timeout, what)
 
 
 def cells(panel, name: str) -> dict[str, str]:

@@ -187,6 +187,20 @@ class Cluster:
             return self.node(name)
         return primaries[0] if len(primaries) == 1 else None
 
+    def monitor_config(self) -> dict | None:
+        """The newest configuration the running failover monitors hold: ``epoch``,
+        ``primary`` and (``sync``) the ``eligible`` set they agreed on; None without
+        monitors."""
+        def newest():
+            configs = [n.monitor.snapshot() for n in self.nodes if n.monitor is not None]
+            return max(configs, key=lambda c: (c["epoch"], c["primary"]), default=None)
+        return self.runtime.call(newest)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran: its nodes are gone and its loop has stopped."""
+        return self._closed
+
     def _configured_primary(self) -> str | None:
         """The primary the newest monitor configuration names (None without monitors)."""
         return max(((n.monitor.epoch, n.monitor.primary) for n in self.nodes

@@ -74,7 +74,6 @@ class OffsetChart:
         self.figure.legend.location = "top_left"
         self.figure.legend.click_policy = "hide"
         self._partition_row: int | None = None   # the row of the window still open
-        self._partition_rows = 0                 # windows shaded so far, open one included
         self.closed = False
         self.widget = ChartWidget(self.figure)
         self.widget.add_class("wb-offset-chart")
@@ -109,8 +108,7 @@ class OffsetChart:
             at = self._seconds(event.time)
             if event.kind == "Partitioned":
                 self._end_partition(at)
-                self._partition_row = self._partition_rows
-                self._partition_rows += 1
+                self._partition_row = len(self.partitions.data["start"])
                 self.partitions.stream({"start": [at], "end": [at]})
             elif event.kind == "Healed":
                 self._end_partition(at)

@@ -22,12 +22,12 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
 from .bokehjs import ChartWidget, display_with_bokehjs
+from .charts import CLOSED_COLOUR
 from .pump import EVENTS, UiPump
 
 EXECUTED_COLOUR = "#1f77b4"
 COMMITTED_COLOUR = "#2ca02c"
 PAUSED_COLOUR = "#c62828"
-CLOSED_COLOUR = "#616161"
 CLOSED_NOTE = "the cluster is closed: its node is stopped, so there is no gate to pause"
 
 
@@ -104,7 +104,7 @@ class GatePanel(widgets.VBox):
     def _on_toggle(self, change) -> None:
         if self._showing:
             return
-        if self.closed or not self.cluster.runtime.loop.is_running():
+        if self.closed or self.cluster.closed:
             self.show_closed()
             return
         lever = "reply-blocking-pause" if change["new"] else "reply-blocking-resume"

@@ -15,77 +15,19 @@ every control off and says so: a closed cluster has nothing left to kill.
 
 from __future__ import annotations
 
-import html
 import time
 
 import ipywidgets as widgets
 
-from .charts import node_colour
+from .charts import CLOSED_COLOUR, node_colour
+from .eventlog import log_line, render_log
 from .pump import EVENTS, SNAPSHOT, UiPump
 from .sync import PRIMARY, STATE_COLOURS, SYNC, SyncSampler, state_text
 
 ROLE_COLOURS = {"primary": "#1b7a1b", "replica": "#1f4e9c", "KILLED": "#c62828",
-                "CLOSED": "#616161"}
+                "CLOSED": CLOSED_COLOUR}
 CLOSED_NOTE = "the cluster is closed: its nodes are stopped, so the buttons are off"
 LOG_LINES = 14
-
-
-def describe(event) -> str | None:
-    """One line of the log for an event, in the domain's words (``None``: not shown)."""
-    kind = event.kind
-    if kind == "Partitioned":
-        return "network partitioned: " + " | ".join(
-            "[" + ", ".join(group) + "]" for group in event.groups)
-    if kind == "Healed":
-        return "network healed: every node reaches every other again"
-    if kind == "PrimaryDown":
-        if event.objective:
-            return f"a majority of monitors agree {event.primary} is down (ODOWN)"
-        return f"{event.node}'s monitor cannot reach {event.primary} (SDOWN)"
-    if kind == "FailoverBegun":
-        return f"failover begun: {event.node} leads, epoch {event.epoch}"
-    if kind == "FailoverDone":
-        return (f"failover done: {event.new_primary} is the primary of epoch {event.epoch} "
-                f"(was {event.old_primary})")
-    if kind == "RoleChanged":
-        if event.role == "master":
-            return f"{event.node} is now a primary"
-        return f"{event.node} now replicates from {event.primary}"
-    if kind == "ReplicaLinkChanged":
-        if event.full_sync:
-            return f"{event.node} full resync from {event.primary}: its own data is replaced"
-        if event.status == "down":
-            return f"{event.node} lost its link to {event.primary}"
-        return None
-    if kind == "NodeKilled":
-        if event.power_loss:
-            return f"{event.node} lost power: {event.lost_bytes} un-fsynced bytes gone"
-        return f"{event.node} crashed (killed)"
-    if kind == "NodeRestarted":
-        return f"{event.node} restarted: replayed {event.loaded_commands} commands from disk"
-    if kind == "WriteRejected":
-        return f"{event.node} rejected {event.command}: {event.error}"
-    if kind == "EligibilityGranted":
-        return (f"{event.node} now waits for {event.replica}: eligible (caught up at offset "
-                f"{event.offset})")
-    if kind == "EligibilityRevoked":
-        if event.node == event.replica:
-            return (f"{event.replica} holds no grant any more ({event.reason}): it cannot be "
-                    "promoted until its primary grants it again")
-        how = ("recorded by a majority of monitors" if event.agreed
-               else "WITHOUT the monitors' agreement")
-        return (f"{event.node} stopped waiting for {event.replica} ({event.reason}), "
-                f"{how}: it is ineligible")
-    if kind == "WriteTimedOut":
-        return (f"{event.node}: a write (offset {event.offset}) was not acknowledged in time: "
-                f"NOREPLICAS, outcome unknown (committed offset {event.committed_offset})")
-    if kind == "Note":
-        return event.text
-    if kind == "ClusterClosed":
-        return f"cluster closed: {', '.join(event.nodes)} shut down on purpose (not a crash)"
-    if kind == "EventsDropped":
-        return f"({event.count} events dropped: the log fell behind)"
-    return None
 
 
 class NodeCard(widgets.VBox):
@@ -226,7 +168,7 @@ class ControlPanel(widgets.VBox):
     # -- actions (kernel thread, from button clicks) --------------------------------------
     def act(self, what: str, action) -> None:
         """Run a button's action; its outcome shows up through the pump, like any change."""
-        if self.closed or not self.cluster.runtime.loop.is_running():
+        if self.closed or self.cluster.closed:
             self.pump.append(EVENTS, _Note(f"{what}: {CLOSED_NOTE}"))
             self.pump.flush()
             self.show_closed()
@@ -279,20 +221,15 @@ class ControlPanel(widgets.VBox):
         for event in events:
             if event.kind == "ClusterClosed":
                 self.show_closed()
-            line = describe(event)
+            line = log_line(event)
             if line is not None:
-                stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-                self.log_lines.append(f"{stamp}.{int(event.time * 1000) % 1000:03d}  {line}")
+                self.log_lines.append(line)
         del self.log_lines[:-LOG_LINES]
         self.event_log.value = self._render_log()
 
     def _render_log(self) -> str:
-        # Newest first, so the latest news is in sight without scrolling.
-        body = "\n".join(html.escape(line) for line in reversed(self.log_lines))
-        return ("<div style='font-family:monospace;font-size:12px;line-height:1.4;"
-                "white-space:pre;background:#f7f7f7;padding:4px 6px;max-height:13em;"
-                "overflow:auto'><b>recent events, newest first</b>\n"
-                f"{body or '(no events yet)'}</div>")
+        return render_log(self.log_lines, "recent events, newest first",
+                          empty="(no events yet)", max_height="13em")
 
 
 class _Note:

@@ -220,7 +220,7 @@ class UiPump:
 
     def _publish_snapshot(self, cluster) -> bool:
         # A closed cluster has stopped its loop; asking it would wait for nothing.
-        if not cluster.runtime.loop.is_running():
+        if cluster.closed:
             return False
         taken = time.monotonic()
         try:

@@ -17,14 +17,13 @@ panel's node cards show the same states (see :mod:`workbench.viz.panel`).
 
 Both are fed by one :class:`SyncSampler` per cluster, published under :data:`SYNC` by the
 cluster's :class:`~workbench.viz.pump.UiPump`. It reads what any test can read:
-``cluster.current_primary()``, ``node.gate_snapshot()``, ``node.monitor.snapshot()``
-(on the cluster's loop) and each node's ``INFO replication`` (the primary's ``slaveN``
+``cluster.current_primary()``, ``node.gate_snapshot()``, ``cluster.monitor_config()``
+and each node's ``INFO replication`` (the primary's ``slaveN``
 lines carry ``offset`` and ``eligible``, a replica says ``replica_eligible``).
 """
 
 from __future__ import annotations
 
-import html
 import math
 import time
 import weakref
@@ -35,8 +34,9 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
 from .bokehjs import ChartWidget, display_with_bokehjs
-from .charts import node_colour
-from .gate import render_held
+from .charts import CLOSED_COLOUR, node_colour
+from .eventlog import log_line, render_log
+from .gate import COMMITTED_COLOUR, EXECUTED_COLOUR, render_held
 from .pump import EVENTS, UiPump
 
 SYNC = "sync"             # key of the newest sync state (a dict) in the pump
@@ -49,15 +49,13 @@ REVOKING = "revoking"
 INELIGIBLE = "ineligible"
 DOWN = "down"
 UNREACHABLE = "unreachable"   # running, but did not answer INFO in time (paused?)
+REPLICA_STATES = (ELIGIBLE, REVOKING, INELIGIBLE)   # a replica of the primary followed
 
 STATE_COLOURS = {PRIMARY: "#1b7a1b", OLD_PRIMARY: "#c62828", ELIGIBLE: "#2ca02c",
                  REVOKING: "#ef6c00", INELIGIBLE: "#757575", DOWN: "#c62828",
                  UNREACHABLE: "#c62828"}
-EXECUTED_COLOUR = "#1f77b4"
-COMMITTED_COLOUR = "#2ca02c"
 WAITING_COLOUR = "#ef6c00"
 STOPPED_COLOUR = "#c62828"
-CLOSED_COLOUR = "#616161"
 CLOSED_NOTE = "the cluster is closed: its nodes are stopped"
 LOG_LINES = 10
 # The events worth a line in the panel's own log: the story of eligibility.
@@ -103,7 +101,7 @@ class SyncSampler:
         primary = cluster.current_primary()
         gate = primary.gate_snapshot() if primary is not None else None
         infos = {node.name: self._info(node) for node in cluster.nodes}
-        agreed = cluster.runtime.call(self._recorded_set)
+        agreed = cluster.monitor_config()
         ports = {node.port: node.name for node in cluster.nodes}
         return sync_state(primary.name if primary else None, gate, infos, agreed, ports)
 
@@ -120,12 +118,6 @@ class SyncSampler:
             return client.info("replication")
         except redis.RedisError:
             return {}
-
-    def _recorded_set(self) -> dict | None:
-        """The newest configuration a running monitor holds (runs on the cluster's loop)."""
-        configs = [node.monitor.snapshot() for node in self.cluster.nodes
-                   if node.monitor is not None]
-        return max(configs, key=lambda c: c["epoch"]) if configs else None
 
 
 def sync_state(primary: str | None, gate: dict | None, infos: dict, agreed: dict | None,
@@ -164,24 +156,17 @@ def sync_state(primary: str | None, gate: dict | None, infos: dict, agreed: dict
             state = OLD_PRIMARY
         else:
             state = INELIGIBLE
-        acked = eligible.get(name, connected.get(name))
         own = info.get("replica_eligible") if info and info.get("role") == "slave" else None
-        offset = None
-        if info:
-            offset = info.get("slave_repl_offset", info.get("master_repl_offset"))
         nodes[name] = {"state": state, "reason": reason, "alive": info is not None,
-                       "acked_offset": acked,
-                       "connected": name in connected,
-                       "own_grant": None if own is None else bool(int(own)),
-                       "offset": offset}
+                       "acked_offset": eligible.get(name, connected.get(name)),
+                       "own_grant": None if own is None else bool(int(own))}
     out = {"primary": primary, "nodes": nodes, "agreed": agreed,
            "eligible": sorted(eligible), "revoking": revoking,
            "executed_offset": None, "committed_offset": None, "held_replies": [],
-           "uncommitted_keys": None, "durability_replicas": None}
+           "durability_replicas": None}
     if gate is not None:
         out.update({field: gate[field] for field in (
-            "executed_offset", "committed_offset", "held_replies", "uncommitted_keys",
-            "durability_replicas")})
+            "executed_offset", "committed_offset", "held_replies", "durability_replicas")})
     return out
 
 
@@ -365,7 +350,7 @@ class SyncPanel(widgets.VBox):
             row["state"].value = state_text(node)
             row["state"].style.text_color = STATE_COLOURS.get(node["state"], "black")
             acked = node["acked_offset"]
-            replica = node["state"] in (ELIGIBLE, REVOKING, INELIGIBLE)
+            replica = node["state"] in REPLICA_STATES
             row["acked"].value = str(acked) if replica and acked is not None else "–"
             row["behind"].value = (str(executed - acked) if replica and acked is not None
                                    and executed is not None else "–")
@@ -377,13 +362,11 @@ class SyncPanel(widgets.VBox):
         point = {"t": [now], "executed": [_number(executed)], "committed": [_number(committed)]}
         for name in self.names:
             node = state["nodes"].get(name) or {}
-            shown = node.get("state") in (ELIGIBLE, REVOKING, INELIGIBLE)
+            shown = node.get("state") in REPLICA_STATES
             point[f"acked_{name}"] = [_number(node.get("acked_offset") if shown else None)]
         self.source.stream(point, rollover=self.history)
 
     def _apply_events(self, events: list) -> None:
-        from .panel import describe
-
         for event in events:
             if self.closed:
                 break
@@ -402,11 +385,9 @@ class SyncPanel(widgets.VBox):
             elif kind == "FailoverDone":
                 self._mark("failover", at, f"{event.new_primary} promoted",
                            node_colour(event.new_primary))
-            if kind in LOGGED:
-                line = describe(event)
-                if line is not None:
-                    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-                    self.log_lines.append(f"{stamp}.{int(event.time * 1000) % 1000:03d}  {line}")
+            line = log_line(event) if kind in LOGGED else None
+            if line is not None:
+                self.log_lines.append(line)
             if kind == "ClusterClosed":
                 self.show_closed()
         self.timeouts.value = str(self.write_timeouts)
@@ -430,11 +411,8 @@ class SyncPanel(widgets.VBox):
         self.held_replies.value = render_held([])
 
     def _render_log(self) -> str:
-        body = "\n".join(html.escape(line) for line in reversed(self.log_lines))
-        return ("<div style='font-family:monospace;font-size:12px;line-height:1.4;"
-                "white-space:pre;background:#f7f7f7;padding:4px 6px;max-height:11em;"
-                "overflow:auto'><b>eligibility, timeouts and failovers, newest first</b>\n"
-                f"{body or '(nothing yet)'}</div>")
+        return render_log(self.log_lines, "eligibility, timeouts and failovers, newest first",
+                          empty="(nothing yet)", max_height="11em")
 
 
 def _number(value) -> float:
