@@ -39,8 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from results import replace_section  # noqa: E402  (benchmarks/ is on the path: run as a script)
 from workbench.raft import AppendEntries, NotLeader, RaftConfig  # noqa: E402
-from workbench.raft.campaign import GuardedSimulation  # noqa: E402
-from workbench.raft.sim import NetworkFaults  # noqa: E402
+from workbench.raft.sim import NetworkFaults, Simulation  # noqa: E402
 
 STEADY_NODES, STEADY_VIRTUAL_S, STEADY_EVERY_MS = 5, 60, 10
 BATCH, BATCH_PAUSE_MS, THROUGHPUT_ENTRIES = 200, 5, 60_000
@@ -48,7 +47,7 @@ SNAPSHOT_EVERY = 1000       # the application compacts once 1,000 applied entrie
 CONFIG = RaftConfig(election_ticks=10, heartbeat_ticks=1)    # 50 ms ticks: 500-1000 ms timeouts
 
 
-class CountingSimulation(GuardedSimulation):
+class CountingSimulation(Simulation):
     """Counts the entries carried by AppendEntries (and the messages that carried them)."""
 
     def __init__(self, *args, **kwargs):
