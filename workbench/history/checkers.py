@@ -51,7 +51,7 @@ from collections import Counter
 from typing import Any
 
 from .linearizability import linearizable
-from .model import CAS, FAIL, INCR, INFO, OK, UPDATES, WRITE, History, Operation
+from .model import FAIL, INCR, INFO, OK, REGISTER_UPDATES, UPDATES, History, Operation
 from .verdict import (COUNTER, REGISTER, SET, Verdict, anomaly, by_key, final_state,
                       key_kind, make_verdict, ok_reads, updates_by_value)
 
@@ -122,7 +122,7 @@ def _register_lost(key, ops, value, counts) -> list[dict]:
                          "from a write that failed", value=value)]
     found = []
     for w in ops:
-        if w.f not in (WRITE, CAS) or w.type != OK or w is writer:
+        if w.f not in REGISTER_UPDATES or w.type != OK or w is writer:
             continue
         if writer is None:
             why = "the key is empty"
@@ -145,26 +145,32 @@ def _read_values(op: Operation, kind: str):
     return () if op.value is None else (op.value,)
 
 
-def _observed(history: History, kinds=(REGISTER, SET)):
-    """Yield (key, kind, writers, reads, {value: how many reads saw it}) per key.
+def _observed(history: History) -> list[tuple]:
+    """(key, kind, writers, reads, {value: how many reads saw it}) per register and set key.
 
     Counting (in C, through ``Counter.update``) rather than listing the reads of every
     element keeps this linear in what was read: a set read sees thousands of elements.
+    Still the costliest pass over a set history: :func:`summary` counts once for both
+    read checkers.
     """
+    observed = []
     for key, ops in sorted(by_key(history).items()):
         kind = key_kind(ops)
-        if kind not in kinds:
+        if kind not in (REGISTER, SET):
             continue
         reads = ok_reads(ops)
         seen: Counter = Counter()
         for read in reads:
             seen.update(_read_values(read, kind))
-        yield key, kind, updates_by_value(ops), reads, seen
+        observed.append((key, kind, updates_by_value(ops), reads, seen))
+    return observed
 
 
 def _read_anomalies(name, key, kind, reads, seen, found: dict[Any, tuple]) -> list[dict]:
     """One anomaly per value in ``found`` (value -> (writer or None, why)), each pointing at
     the writer and the first five reads that saw the value."""
+    if not found:
+        return []
     first: dict[Any, list[Operation]] = {value: [] for value in found}
     suspects = set(found)
     for read in reads:
@@ -184,8 +190,12 @@ def _read_anomalies(name, key, kind, reads, seen, found: dict[Any, tuple]) -> li
 
 def aborted_reads(history: History) -> Verdict:
     """Reads that saw the effect of a failed write (G1a)."""
+    return _aborted_reads(_observed(history))
+
+
+def _aborted_reads(observed: list[tuple]) -> Verdict:
     anomalies = []
-    for key, kind, writers, reads, seen in _observed(history):
+    for key, kind, writers, reads, seen in observed:
         found = {value: (writers[value], "written by a write that failed")
                  for value in seen if value in writers and writers[value].type == FAIL}
         anomalies += _read_anomalies("aborted-read", key, kind, reads, seen, found)
@@ -201,9 +211,14 @@ def dirty_reads(history: History, final: dict[str, Any] | None = None) -> Verdic
     read that reached the node which later lost the writes (e.g. the cut-off primary of a
     split brain) while it still held them.
     """
+    return _dirty_reads(history, final, _observed(history))
+
+
+def _dirty_reads(history: History, final: dict[str, Any] | None,
+                 observed: list[tuple]) -> Verdict:
     final = final if final is not None else final_state(history)
     anomalies = []
-    for key, kind, writers, reads, seen in _observed(history):
+    for key, kind, writers, reads, seen in observed:
         erased = _erased(kind, key, writers, final)
         found = {}
         for value in seen:
@@ -270,7 +285,7 @@ def stale_reads(history: History) -> Verdict:
     for key, ops in sorted(by_key(history).items()):
         if key_kind(ops) != REGISTER:
             continue
-        writes = sorted((op for op in ops if op.f in (WRITE, CAS) and op.type == OK),
+        writes = sorted((op for op in ops if op.f in REGISTER_UPDATES and op.type == OK),
                         key=lambda op: op.start)
         starts = [w.start for w in writes]
         # first_done[i]: the write among writes[i:] that completed first
@@ -316,8 +331,9 @@ def summary(history: History, final: dict[str, Any] | None = None,
     """Every applicable checker, by name: ``linearizable`` and ``stale-reads`` only when the
     history has register keys (see the table at the top of this module)."""
     kinds = {key_kind(ops) for ops in by_key(history).values()}
-    verdicts = [lost_writes(history, final), dirty_reads(history, final),
-                aborted_reads(history)]
+    observed = _observed(history)
+    verdicts = [lost_writes(history, final), _dirty_reads(history, final, observed),
+                _aborted_reads(observed)]
     if REGISTER in kinds:
         verdicts += [stale_reads(history), linearizable(history, time_limit_s)]
     verdicts.append(unavailability(history))

@@ -22,7 +22,7 @@ import math
 import time
 from typing import Any
 
-from .model import CAS, FAIL, OK, READ, WRITE, History, Operation
+from .model import CAS, FAIL, OK, READ, REGISTER_UPDATES, WRITE, History, Operation
 from .verdict import REGISTER, UNREAD, Verdict, anomaly, by_key, key_kind, make_verdict, ok_reads
 
 PRE_CHECK, SEARCH = "pre-check", "search"
@@ -74,9 +74,9 @@ def _impossible_observation(key, ops: list[Operation]) -> dict | None:
     """The first observation that no order of the operations could explain, as an anomaly."""
     writers: dict[Any, list[Operation]] = {}
     for op in ops:
-        if op.f in (WRITE, CAS) and op.type != FAIL:
+        if op.f in REGISTER_UPDATES and op.type != FAIL:
             writers.setdefault(op.written, []).append(op)
-    first_done = min((op.end for op in ops if op.f in (WRITE, CAS) and op.type == OK),
+    first_done = min((op.end for op in ops if op.f in REGISTER_UPDATES and op.type == OK),
                      default=math.inf)
     for op, value in sorted(_observations(ops), key=lambda o: o[0].start):
         what = f"{op.f} (op {op.invoke.index}) saw {value!r}"
@@ -112,7 +112,7 @@ def _register_calls(ops: list[Operation]) -> list[tuple[float, float, str, Any, 
     dropped, as if it never happened -- after it only a write could come -- and one whose
     value an ok read or cas observed must take effect before that observation returned.
     """
-    updates = [op for op in ops if op.f in (WRITE, CAS) and op.type != FAIL]
+    updates = [op for op in ops if op.f in REGISTER_UPDATES and op.type != FAIL]
     unique = len({w.written for w in updates}) == len(updates)
     first_seen: dict[Any, float] = {}
     for op, value in _observations(ops):
@@ -176,8 +176,7 @@ def _search(calls, deadline: float):
     # cas expects (-1: not a cas), the state a write or cas leaves (-1: a read)
     reads = [state_id[c[3]] if c[2] == READ else -1 for c in calls]
     expects = [state_id[c[3][0]] if c[2] == CAS else -1 for c in calls]
-    makes = [state_id.get(c[3], 0) if c[2] == WRITE else state_id.get(c[3][1], 0)
-             if c[2] == CAS else -1 for c in calls]
+    makes = [-1 if c[2] == READ else state_id.get(c[4].written, 0) for c in calls]
     unread_write = [c[2] == WRITE and not makes[i] for i, c in enumerate(calls)]
     shift = len(values).bit_length()
     bit = [1 << (i + shift) for i in range(n)]

@@ -43,6 +43,7 @@ TYPES = (INVOKE, OK, FAIL, INFO)
 WRITE, CAS, READ, ADD, INCR, FINAL_READ = "write", "cas", "read", "add", "incr", "final-read"
 READS = (READ, FINAL_READ)
 UPDATES = (WRITE, CAS, ADD, INCR)
+REGISTER_UPDATES = (WRITE, CAS)
 FUNCTIONS = (READ, WRITE, CAS, ADD, INCR, FINAL_READ)
 
 
@@ -125,6 +126,7 @@ class History:
     def __init__(self, ops: list[Op] | None = None):
         self._ops: list[Op] = []
         self._pending: dict[int, Op] = {}
+        self._pairs: tuple[int, list[Operation]] = (0, [])   # pairs() of the first n ops
         for op in ops or ():
             self.append(op)
 
@@ -203,17 +205,15 @@ class History:
 
     # -- reading ---------------------------------------------------------------------
     def pairs(self) -> list[Operation]:
-        """Every invoke with its completion, in invoke order; unmatched invokes get None."""
-        out: list[Operation] = []
-        slot: dict[int, int] = {}
-        for op in self._ops:
-            if op.type == INVOKE:
-                slot[op.process] = len(out)
-                out.append(Operation(op, None))
-            else:
-                i = slot.pop(op.process)
-                out[i] = Operation(out[i].invoke, op)
-        return out
+        """Every invoke with its completion, in invoke order; unmatched invokes get None.
+
+        Paired once per length of the history (it only grows) and handed out as a new
+        list: every checker of a summary, the measurements and the report read the pairs.
+        """
+        n = len(self._ops)
+        if self._pairs[0] != n:
+            self._pairs = (n, _pair(self._ops[:n]))
+        return list(self._pairs[1])
 
     operations = pairs
 
@@ -233,6 +233,19 @@ class History:
     @classmethod
     def from_json(cls, text: str) -> History:
         return cls([Op.from_dict(d) for d in json.loads(text)])
+
+
+def _pair(ops: list[Op]) -> list[Operation]:
+    out: list[Operation] = []
+    slot: dict[int, int] = {}
+    for op in ops:
+        if op.type == INVOKE:
+            slot[op.process] = len(out)
+            out.append(Operation(op, None))
+        else:
+            i = slot.pop(op.process)
+            out[i] = Operation(out[i].invoke, op)
+    return out
 
 
 def _encode(value: Any) -> Any:
@@ -307,7 +320,7 @@ def simulated_register_history(seed: int, n_ops: int = 200, *, processes: int = 
     for start, end, _, process, f, key, value, kind in ops:
         events.append((start, 0, Op(process, INVOKE, f, key, None if f == READ else value,
                                     start)))
-        if kind == INFO and f == READ or kind == FAIL and f == READ:
+        if f == READ and kind != OK:
             value = None
         events.append((end, 1, Op(process, kind, f, key, value, end)))
     events.sort(key=lambda e: (e[0], e[1]))

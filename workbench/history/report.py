@@ -28,7 +28,7 @@ from __future__ import annotations
 import html as html_escape
 
 from .checkers import summary
-from .model import FAIL, FINAL_READ, INFO, OK, READS, UPDATES
+from .model import FAIL, FINAL_READ, INFO, INVOKE, OK, READS, UPDATES
 from .shootout import FIELDS, notes
 
 LOST, BAD_READ = "ok, later lost", "anomalous read"
@@ -134,23 +134,26 @@ def marked_operations(result: dict) -> dict[int, str]:
         for anomaly in (verdicts[name].anomalies if name in verdicts else []):
             for i in anomaly["ops"]:
                 op = history[i] if 0 <= i < len(history) else None
-                if op is not None and op.type == "invoke" and op.f in READS:
+                if op is not None and op.type == INVOKE and op.f in READS:
                     marks[i] = BAD_READ
     return marks
 
 
+def _error(op) -> str:
+    return (op.completion.error if op.completion else None) or ""
+
+
 def _bar(op, mark: str, left: float, right: float) -> dict:
-    error = (op.completion.error if op.completion else None) or ""
     return {"process": op.process, "left": left, "right": right, "outcome": mark,
             "counts": {mark: 1}, "what": f"{op.f} {op.key} {_short(op.value)}",
-            "error": error, "first": op.invoke.index, "last": op.invoke.index}
+            "error": _error(op), "first": op.invoke.index, "last": op.invoke.index}
 
 
-def timeline_bars(result: dict, t0: float, end: float, ops=None) -> list[dict]:
+def timeline_bars(result: dict, t0: float, end: float) -> list[dict]:
     """The timeline's bars: one per operation, or past MAX_BARS one per stretch of a
     process's operations (see the module's docstring). Each bar knows its worst outcome
     and how many operations of each outcome it stands for."""
-    ops = [op for op in ops or result["history"].pairs() if op.f != FINAL_READ]
+    ops = [op for op in result["history"].pairs() if op.f != FINAL_READ]
     marks = marked_operations(result)
     one_each = len(ops) <= MAX_BARS
     slice_s = max(end, 0.1) / BUCKETS
@@ -167,7 +170,7 @@ def timeline_bars(result: dict, t0: float, end: float, ops=None) -> list[dict]:
             bar["counts"][mark] = bar["counts"].get(mark, 0) + 1
             bar["last"] = op.invoke.index
             if SEVERITY[mark] > SEVERITY[bar["outcome"]]:
-                bar["outcome"], bar["error"] = mark, (op.completion.error if op.completion else "") or ""
+                bar["outcome"], bar["error"] = mark, _error(op)
             continue
         last_of[op.process] = _bar(op, mark, left, right)
         bars.append(last_of[op.process])
@@ -196,11 +199,11 @@ def _figure(title: str, height: int, **kw):
     return fig
 
 
-def _timeline(result: dict, t0: float, end: float, windows, ops):
+def _timeline(result: dict, t0: float, end: float, windows):
     """The bars of :func:`timeline_bars`, from invoke to completion, on their process's row."""
     from bokeh.models import ColumnDataSource, HoverTool
 
-    bars = timeline_bars(result, t0, end, ops)
+    bars = timeline_bars(result, t0, end)
     processes = sorted({bar["process"] for bar in bars})
     data = {"process": [b["process"] for b in bars],
             "left": [round(b["left"], 4) for b in bars],
@@ -229,10 +232,10 @@ def _timeline(result: dict, t0: float, end: float, windows, ops):
     return fig
 
 
-def latency_dots(result: dict, t0: float, end: float, ops=None) -> dict:
+def latency_dots(result: dict, t0: float, end: float) -> dict:
     """The latency chart's data: every acknowledged update, or past MAX_DOTS the median
     and the slowest of each slice of the run."""
-    ops = [op for op in ops or result["history"].pairs() if op.f in UPDATES and op.type == OK]
+    ops = [op for op in result["history"].pairs() if op.f in UPDATES and op.type == OK]
     dots = [(op.start - t0, (op.end - op.start) * 1000, f"{op.f} {op.key} {_short(op.value)}")
             for op in ops]
     if len(dots) > MAX_DOTS:
@@ -250,11 +253,11 @@ def latency_dots(result: dict, t0: float, end: float, ops=None) -> dict:
             "what": [d[2] for d in dots], "summarized": len(ops) > MAX_DOTS}
 
 
-def _latency(result: dict, t0: float, end: float, windows, x_range, ops):
+def _latency(result: dict, t0: float, end: float, windows, x_range):
     """Latency of acknowledged updates, at the time each was invoked."""
     from bokeh.models import ColumnDataSource, HoverTool
 
-    data = latency_dots(result, t0, end, ops)
+    data = latency_dots(result, t0, end)
     summarized = data.pop("summarized")
     title = f"{result['mode']}: latency of acknowledged writes" + (
         ", median and slowest" if summarized else "")
@@ -332,13 +335,14 @@ def _mode_column(result: dict):
     head = Div(text=_numbers(result), width=WIDTH)
     if "error" in result:
         return column(head)
+    # the timeline, the menu and the findings all read the verdicts: judge at most once
+    result = {**result, "verdicts": verdicts_of(result)}
     history = result["history"]
     t0 = history.start_time()
     end = history.end_time() - t0
     windows = fault_windows(result["fault_log"], end)
-    ops = history.pairs()
-    timeline = _timeline(result, t0, end, windows, ops)
-    latency = _latency(result, t0, end, windows, timeline.x_range, ops)
+    timeline = _timeline(result, t0, end, windows)
+    latency = _latency(result, t0, end, windows, timeline.x_range)
     jump = _jump_to_findings(result, t0, timeline)
     return column(head, *([jump] if jump is not None else []), timeline, latency,
                   Div(text=_findings(result, windows), width=WIDTH))

@@ -228,14 +228,14 @@ def notes(results: list[dict]) -> list[str]:
         if mode in sizes and any(n != 1 for n in sizes.values()):
             others = ", ".join(f"{m} on {n}" for m, n in sizes.items() if m != mode)
             out.append(f"{mode} is a single-node mode: it ran on 1 node ({others}); "
-                       "a replicated aof is refused, see Cluster")
+                       f"a replicated {mode} is refused, see Cluster")
     finished = [r for r in results if "error" not in r]
     if finished and all(r["linearizable"] is None for r in finished):
         workloads = ", ".join(sorted({r["workload"] for r in finished}))
         out.append(f"linearizable: not checked: it is checked on register keys, and the "
                    f"{workloads} workload has none (try --workload register)")
-    if any(r.get("config") for r in results):
-        given = next(r["config"] for r in results if r.get("config"))
+    given = next((r["config"] for r in results if r.get("config")), None)
+    if given:
         out.append("every node of every mode ran with "
                    + ", ".join(f"{k}={v}" for k, v in given.items()))
     out += [f"{r['mode']} FAILED: {r['error']}" for r in results if "error" in r]

@@ -10,7 +10,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .model import ADD, CAS, FINAL_READ, INCR, OK, READS, WRITE, History, Operation
+from .model import (ADD, CAS, FINAL_READ, INCR, OK, READS, REGISTER_UPDATES, WRITE, History,
+                    Operation)
 
 REGISTER, SET, COUNTER = "register", "set", "counter"
 
@@ -69,7 +70,7 @@ def key_kind(ops: list[Operation]) -> str:
         return SET
     if INCR in fs:
         return COUNTER
-    if fs & {WRITE, CAS}:
+    if fs.intersection(REGISTER_UPDATES):
         return REGISTER
     seen = [op.value for op in ops if op.f in READS and op.type == OK and op.value is not None]
     if any(isinstance(v, (tuple, list, set, frozenset)) for v in seen):

@@ -197,23 +197,13 @@ class Client(threading.Thread):
         return result
 
     def _send_command(self, f, key, value):
-        conn = self.conn
-        if self.workload in REGISTERS:
-            if f == WRITE:
-                conn.set(key, value)
-                return value
-            if f == CAS:
-                return self._compare_and_set(key, *value)
-            return conn.get(key)
-        if self.workload == "set":
-            if f == ADD:
-                conn.sadd(key, value)
-                return value
-            return self.recorder.members(key, conn.smembers(key))
-        if f == INCR:
-            conn.incr(key, value)
-            return value
-        return int(conn.get(key) or 0)
+        """Run one operation: a read returns what it saw, an update the value it sent."""
+        if f == READ:
+            return _read(self.conn, self.recorder, self.workload, key)
+        if f == CAS:
+            return self._compare_and_set(key, *value)
+        {WRITE: self.conn.set, ADD: self.conn.sadd, INCR: self.conn.incr}[f](key, value)
+        return value
 
     def _compare_and_set(self, key, expected, new):
         """WATCH, GET, compare; then MULTI, SET, EXEC, which the server aborts (a nil
@@ -234,6 +224,16 @@ class Client(threading.Thread):
         return expected, new
 
 
+def _read(conn, recorder: Recorder, workload: str, key: str):
+    """A read of ``key`` as the history records it: a register's value (None: empty), a
+    set's members (see :meth:`Recorder.members`), a counter's value (0: missing)."""
+    if workload in REGISTERS:
+        return conn.get(key)
+    if workload == "set":
+        return recorder.members(key, conn.smembers(key))
+    return int(conn.get(key) or 0)
+
+
 def final_reads(cluster, recorder: Recorder, workload: str, keys: list[str],
                 timeout: float = 10.0) -> dict:
     """After healing: read every key from the primary the cluster settled on."""
@@ -243,15 +243,9 @@ def final_reads(cluster, recorder: Recorder, workload: str, keys: list[str],
     process = recorder.new_process()
     for key in keys:
         recorder.invoke(process, FINAL_READ, key, node=primary.name)
-        if workload in REGISTERS:
-            value = read = conn.get(key)
-        elif workload == "set":
-            value = frozenset(conn.smembers(key))
-            read = recorder.members(key, value)
-        else:
-            value = read = int(conn.get(key) or 0)
+        read = _read(conn, recorder, workload, key)
         recorder.complete(process, "ok", read, node=primary.name)
-        final[key] = value
+        final[key] = frozenset(read) if workload == "set" else read
     return final
 
 
