@@ -49,7 +49,7 @@ def _seconds(text: str) -> float:
 
 # Settings the cluster gives each node itself: a --config for them would make the nodes
 # collide (one port for all) or leave the cluster's own layout.
-MANAGED_CONFIGS = ("port", "bind", "dir")
+MANAGED_CONFIGS = ("port", "bind", "dir", "shard_nodes", "raft_port")
 
 
 def _configs(items) -> dict:
@@ -92,6 +92,7 @@ def _data_dir_line(data_dir: str | None, existed: bool) -> str:
 def _cluster(args) -> int:
     from .cluster import Cluster
     from .storage import AofError
+    from .storage.raft_records import RaftLogCorrupt
     try:
         configs = _configs(args.config)
         if args.data_dir is not None and os.path.exists(args.data_dir) \
@@ -107,7 +108,7 @@ def _cluster(args) -> int:
     except ValueError as err:
         print(f"workbench cluster: {err}", file=sys.stderr)
         return 2
-    except AofError as err:                  # a damaged AOF: refuse to start, say where
+    except (AofError, RaftLogCorrupt) as err:    # a damaged log: refuse to start, say where
         print(f"workbench cluster: {err}", file=sys.stderr)
         return 1
     stop = threading.Event()
@@ -150,6 +151,10 @@ def _shootout(args) -> int:
         shootout.validate(modes, args.schedule, args.workload, nodes=args.nodes,
                           duration=args.duration, clients=args.clients, seed=args.seed,
                           configs=configs)
+        if args.keys < 1:
+            raise ValueError(f"--keys must be at least 1, not {args.keys}")
+        if args.node_readers < 0:
+            raise ValueError(f"--node-readers must be 0 or more, not {args.node_readers}")
         _output_path(args.json, "--json")
         _output_path(args.html, "--html")
     except ValueError as err:
@@ -157,7 +162,8 @@ def _shootout(args) -> int:
         return 2
     results = shootout.run(modes, args.schedule, seed=args.seed, duration=args.duration,
                            workload=args.workload, nodes=args.nodes, clients=args.clients,
-                           progress=not args.quiet, configs=configs)
+                           progress=not args.quiet, configs=configs,
+                           node_readers=args.node_readers, keys=args.keys)
     print(report.table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
@@ -199,7 +205,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("cluster", help="run a cluster in this terminal")
-    p.add_argument("--mode", default="async", help="async, aof or sync")
+    p.add_argument("--mode", default="async", help="async, aof, sync or raft")
     p.add_argument("--nodes", type=_positive_int, default=None,
                    help="how many nodes (default: the mode's size, 1 for aof, 3 otherwise)")
     p.add_argument("--data-dir", default=None,
@@ -221,7 +227,12 @@ def main(argv=None) -> int:
     p.set_defaults(run=_check_aof)
 
     p = sub.add_parser("shootout", help="run every mode under the same faults and compare")
-    p.add_argument("--modes", default="async,aof,sync", help="comma-separated, e.g. async,aof,sync")
+    p.add_argument("--modes", default="async,aof,sync,raft",
+                   help="comma-separated, e.g. async,aof,sync,raft")
+    p.add_argument("--keys", type=int, default=3, help="keys the clients share (default 3)")
+    p.add_argument("--node-readers", type=int, default=0,
+                   help="more clients per node that only read, each from its own node "
+                        "(they see what a deposed leader or a follower answers)")
     p.add_argument("--schedule", default="split-brain",
                    help="a preset (split-brain, power-loss, ...) or 'random' (uses --seed)")
     p.add_argument("--seed", type=int, default=0)

@@ -27,6 +27,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .consensus import membership as raft_membership
 from .events import ClusterClosed, EventBus, NodeAdded, NodeRemoved
 from .failover.monitor import Monitor
 from .faults.network import Network
@@ -44,8 +45,10 @@ MODE_CONFIGS = {
     # in memory unless appendonly=True: then the fsynced AOF joins the replicas' acks
     "sync": {"durability-mode": "sync", "appendonly": "no", "appendfsync": "always",
              "aof-write-behind": "yes"},
+    # the Raft log (fsynced on every node) is the durable record; no AOF beside it
+    "raft": {"durability-mode": "raft", "appendonly": "no"},
 }
-PLANNED_MODES = ("raft",)
+PLANNED_MODES = ()
 # Modes whose promise holds for one node only. `aof`'s commit gate waits for the local
 # fsync; replicas under it would be asynchronous, and a failover would erase writes the
 # gate had acknowledged. Refusing is better than a mode name that promises more than it keeps.
@@ -53,9 +56,20 @@ SINGLE_NODE_MODES = ("aof",)
 SINGLE_NODE_ADVICE = (
     "mode 'aof' is a single node: its commit gate waits for the local fsync only, so "
     "replicas under it would be asynchronous and a failover would erase acknowledged "
-    "writes. For replicas that share the promise use mode 'sync' (or 'raft', planned); for "
+    "writes. For replicas that share the promise use mode 'sync' or 'raft'; for "
     "Valkey's own 'AOF plus asynchronous replicas' use mode='async', appendfsync='always'")
 CLUSTER_KEYWORDS = ("down_after_ms",)
+
+
+def check_raft_timing(overrides: dict) -> None:
+    """A heartbeat must come well inside the election timeout, or followers would keep
+    electing new leaders while the old one is healthy."""
+    from .server.config import Config
+    config = Config(overrides)
+    heartbeat, election = config["heartbeat-ms"], config["election-timeout-ms"]
+    if heartbeat * 2 > election:
+        raise ValueError(f"heartbeat_ms={heartbeat} must be at most half of "
+                         f"election_timeout_ms={election}")
 
 
 class Cluster:
@@ -68,9 +82,7 @@ class Cluster:
                  down_after_ms: int = 1000, **configs):
         if mode not in MODE_CONFIGS:
             known = ", ".join(repr(m) for m in MODE_CONFIGS)
-            later = ", ".join(repr(m) for m in PLANNED_MODES)
-            raise ValueError(f"unknown mode {mode!r}; accepted: {known} "
-                             f"(planned, not yet available: {later})")
+            raise ValueError(f"unknown mode {mode!r}; accepted: {known}")
         if nodes is None:
             nodes = 1 if mode in SINGLE_NODE_MODES else 3
         if not isinstance(nodes, int) or not 1 <= nodes <= 9:
@@ -87,9 +99,15 @@ class Cluster:
             overrides = validate_overrides(configs)
         except ValueError as err:
             raise ValueError(f"{err}; cluster keywords: {', '.join(CLUSTER_KEYWORDS)}") from None
+        if mode == "raft":
+            check_raft_timing(overrides)
+            for managed in ("shard-nodes", "raft-port"):
+                if managed in overrides:
+                    raise ValueError(f"{managed.replace('-', '_')}: the cluster sets it for "
+                                     "each node itself")
         self.mode = mode
         self.down_after_ms = int(down_after_ms)
-        self.monitored = nodes > 1
+        self.monitored = nodes > 1 and mode != "raft"    # Raft elects its own leaders
         self._own_dir = data_dir is None
         self.data_dir = tempfile.mkdtemp(prefix="workbench-") if data_dir is None else data_dir
         self.events = EventBus()
@@ -113,6 +131,9 @@ class Cluster:
             raise
 
     async def _start(self) -> None:
+        if self.mode == "raft":
+            await self._start_raft()
+            return
         self.network = Network(self.names, lambda name: self.node(name).port, self.events)
         await self.network.start()
         first = self.nodes[0]
@@ -121,8 +142,26 @@ class Cluster:
         for node in self.nodes[1:]:
             await node._start(replica_of=first.name)
 
+    async def _start_raft(self) -> None:
+        """Reserve every node's Raft port, tell each the whole shard (``shard-nodes``), and
+        start them all: the first election follows (raft/election.py)."""
+        for node in self.nodes:
+            node.reserve_raft_port()
+        shard = ",".join(f"{n.name}=127.0.0.1:{n.raft_port}" for n in self.nodes)
+        for node in self.nodes:
+            node.config.set("shard-nodes", shard, initial=True)
+        self._node_configs = {**self._node_configs, "shard-nodes": shard}
+        self.network = Network(self.names, lambda name: self.node(name).port, self.events,
+                               raft_port_of=lambda name: self.node(name).raft_port)
+        await self.network.start()
+        for node in self.nodes:
+            await node._start()
+
     def _replicas_online(self) -> bool:
-        """Every replica synced (and in sync mode granted eligibility)."""
+        """Every replica synced (and in sync mode granted eligibility); in raft, a leader
+        serves and every node holds its whole log."""
+        if self.mode == "raft":
+            return self._raft_settled()
         primary = self.nodes[0].server
         if primary is None:
             return False
@@ -180,8 +219,20 @@ class Cluster:
         """
         return self.runtime.call(self._primary_on_loop)
 
+    def _raft_settled(self) -> bool:
+        leader = self._primary_on_loop()
+        if leader is None:
+            return False
+        raft = leader.server.raft
+        return all(n.server is not None and n.server.raft.applied_index >= raft.core.commit_index
+                   for n in self.nodes)
+
     def _primary_on_loop(self) -> Node | None:
         primaries = [n for n in self.nodes if n.role == "primary"]
+        if self.mode == "raft":
+            # two leaders can both believe they lead (an old one cut off, in an older
+            # term): the newest term's is the one the shard follows
+            return max(primaries, key=lambda n: n.server.raft.core.term, default=None)
         name = self._configured_primary()
         if name is not None and self.node(name) in primaries:
             return self.node(name)
@@ -231,7 +282,8 @@ class Cluster:
 
     # -- membership -----------------------------------------------------------------------
     def add_node(self, timeout: float = 30) -> Node:
-        """Start one more node, a replica of the current primary (``async``, ``sync``).
+        """Start one more node, a replica of the current primary (``async``, ``sync``);
+        in ``raft`` a learner that catches up and is then promoted to voter.
 
         It takes the next name never used in this data dir (``n4``, ``n5`` ...), gets link
         proxies to every node and a failover monitor that starts from the configuration
@@ -243,6 +295,8 @@ class Cluster:
         node staying a member.
         """
         self._check_membership_change("add a node")
+        if self.mode == "raft":       # learner, catch-up, voter: consensus/membership.py
+            return self.runtime.run(raft_membership.add_node(self, timeout), timeout=timeout + 5)
         deadline = time.monotonic() + timeout
         node = self.runtime.run(self._add_node(), timeout=timeout)
         what = (f"{node.name} to be granted eligibility and counted by every monitor"
@@ -260,11 +314,17 @@ class Cluster:
         stops, every monitor forgets it, and it leaves ``nodes``, ``names`` and the
         network. Its data dir stays, and its name is not given to a later node.
         Refused (``ValueError``) for the primary, an unknown name, and in ``aof`` mode.
+        In ``raft`` the leader may go: it hands leadership to the most up-to-date voter
+        first; then the leader proposes the removal and the node stops once it commits.
         """
         self._check_membership_change("remove a node")
         name = node.name if isinstance(node, Node) else node
         if name not in self.names:
             raise ValueError(f"no node {name!r} to remove; nodes are {self.names}")
+        if self.mode == "raft":
+            self.runtime.run(raft_membership.remove_node(self, self.node(name), timeout),
+                             timeout=timeout + 5)
+            return
         if self.mode == "sync" and len(self.names) <= 2:
             raise ValueError(f"cannot remove {name}: mode 'sync' needs a primary and at least "
                              "one replica (add a node first)")
@@ -392,6 +452,28 @@ class Cluster:
 
     def heal(self) -> None:
         self.runtime.call(self.network.heal)
+
+    def cut(self, src, dst) -> None:
+        """Silence one direction only: what ``src`` sends to ``dst`` is lost, what ``dst``
+        sends to ``src`` still arrives (``heal()`` restores it). In ``raft`` mode this is a
+        one-way partition of the Raft messages."""
+        self.runtime.call(self.network.cut, self._resolve(src).name, self._resolve(dst).name)
+
+    def raft_state(self) -> dict:
+        """raft: each node's Raft state as plain data -- role, term, leader, commit,
+        applied and last index, voters and learners, the log's last entries' terms, and
+        on the leader each peer's match index; ``{"alive": False}`` for a node that is
+        down."""
+        if self._closed:
+            raise RuntimeError("the cluster is closed")
+        if self.mode != "raft":
+            raise ValueError(f"raft_state() is for mode 'raft', not {self.mode!r}")
+
+        def take():
+            return {n.name: ({"alive": True, **n.server.raft.snapshot_for_viewers()}
+                             if n.server is not None else {"alive": False})
+                    for n in self.nodes}
+        return self.runtime.call(take)
 
     # -- waiting on conditions ------------------------------------------------------------
     def wait_until(self, condition, *, timeout: float, what: str = "the condition",

@@ -135,6 +135,7 @@ class FailoverDone(Event):
 @dataclass(frozen=True, slots=True)
 class Partitioned(Event):
     groups: tuple
+    one_way: tuple = ()       # (src, dst) links cut in one direction only
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,42 @@ class NodeRemoved(Event):
     """``node`` left the cluster (``Cluster.remove_node``): stopped, and forgotten by the
     primary, the monitors and the network."""
     was_eligible: bool = False   # sync: it was eligible, and its revocation was agreed first
+
+
+@dataclass(frozen=True, slots=True)
+class RaftRoleChanged(Event):
+    role: str                 # "leader", "follower", "candidate" or "learner"
+    term: int
+    leader: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RaftCommitted(Event):
+    commit_index: int
+    entries: int              # how many entries this node applied in this batch
+    term: int
+
+
+@dataclass(frozen=True, slots=True)
+class RaftSteppedDown(Event):
+    term: int
+    disconnected_clients: int    # their held replies' outcome is unknown to them
+    discarded_entries: int       # executed, never known committed: rolled back
+    rollback_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class RaftMembershipChanged(Event):
+    action: str               # "add_learner", "promote" or "remove" (committed)
+    member: str
+    voters: tuple
+    learners: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class RaftSnapshotInstalled(Event):
+    index: int
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,8 @@ class Node:
         self.monitor: Monitor | None = None
         self.lost_bytes_total = 0
         self.disk_fault: OSError | None = None
+        self.raft_port = 0
+        self._raft_socket = None                 # raft: the peer port reserved before the first start
         self._log: list[str] = []
 
     def __repr__(self):
@@ -47,7 +49,7 @@ class Node:
         server = self.server
         if server is None:
             return "down"
-        return "replica" if server.link is not None else "primary"
+        return "primary" if server.leads else "replica"
 
     @property
     def loop(self):
@@ -95,6 +97,8 @@ class Node:
         self.disk_fault = fault
         if self.server is not None and self.server.aof is not None:
             self.server.aof.inject_fault(fault)
+        if self.server is not None and self.server.raft is not None:
+            self.server.raft.storage.inject_fault(fault)
         self.events.publish(ev.DiskFault(self.name, error=str(fault) if fault else None))
 
     # -- the loop side -------------------------------------------------------------------
@@ -108,8 +112,12 @@ class Node:
         await server.start(target)
         if self.disk_fault is not None and server.aof is not None:
             server.aof.inject_fault(self.disk_fault)
+        if self.disk_fault is not None and server.raft is not None:
+            server.raft.storage.inject_fault(self.disk_fault)
         self.server = server
         self.port = server.port
+        if server.raft is not None:
+            self.raft_port = server.raft.port
         if self.cluster.monitored:
             self.monitor = Monitor(self, self.cluster.names,
                                    down_after_ms=self.cluster.down_after_ms)
@@ -157,6 +165,37 @@ class Node:
     # -- services the server and the monitor ask of their node --------------------------
     def port_of(self, name: str) -> int:
         return self.cluster.node(name).port
+
+    def client_port_of(self, name: str) -> int:
+        """raft: the client port of shard member ``name`` (0 if it is unknown here)."""
+        try:
+            return self.cluster.node(name).port
+        except KeyError:
+            return 0
+
+    def reserve_raft_port(self) -> int:
+        """raft: take a free loopback port for the Raft peer listener before the first
+        start, so every member's address can go into ``shard-nodes`` up front."""
+        from .consensus.transport import reserve_port
+        if self._raft_socket is None and not self.raft_port:
+            self._raft_socket = reserve_port()
+            self.raft_port = self._raft_socket.getsockname()[1]
+            self.config.set("raft-port", self.raft_port, initial=True)   # restarts bind it again
+        return self.raft_port
+
+    def take_raft_socket(self):
+        sock, self._raft_socket = self._raft_socket, None
+        return sock
+
+    def raft_address_of(self, name: str) -> tuple[str, int]:
+        """Where this node dials member ``name``'s Raft port: through the link proxy."""
+        network = self.cluster.network
+        if network is not None and (self.name, name) in network.raft_links:
+            return network.address(self.name, name, channel="raft")
+        for member, host, port in self.config["shard-nodes"]:
+            if member == name:
+                return host, port
+        return "127.0.0.1", self.cluster.node(name).raft_port
 
     def address_of(self, name: str) -> tuple[str, int]:
         """Where this node connects to reach node ``name``: through the link proxy."""

@@ -2,11 +2,13 @@
 
 The commit gate takes the minimum over a mode's providers. ``aof`` mode has one, the
 AOF provider; ``sync`` has the replicas' acknowledgements (and the AOF's too when it
-is on); ``raft`` will have the log's commit index -- a new mode is a new provider, not a
-new pipeline.
+is on); ``raft`` has the offset of the log's last committed entry -- a new mode is a new
+provider, not a new pipeline.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 
 class AofProvider:
@@ -81,3 +83,33 @@ class ReplicaProvider:
 
     def enough(self) -> bool:
         return len(self.eligible) >= self.required
+
+
+class RaftProvider:
+    """The replication offset of the last committed log entry (``raft``).
+
+    The leader executes each write at once (write-behind) and proposes one loop turn's
+    writes as one log entry; it remembers the offset that entry ends at. When the Raft
+    core commits the entry -- a majority of voters fsynced it -- everything up to that
+    offset is durable. Offsets of a previous leadership were all committed before this
+    leader served its first write, so the provider starts at the offset it took over.
+    """
+
+    name = "raft"
+
+    def __init__(self, committed_offset: int = 0):
+        self.durable_offset = committed_offset
+        self._proposed: deque = deque()      # (entry index, offset it ends at), in order
+
+    def proposed(self, index: int, end_offset: int) -> None:
+        self._proposed.append((index, end_offset))
+
+    def committed(self, commit_index: int) -> None:
+        proposed = self._proposed
+        while proposed and proposed[0][0] <= commit_index:
+            self.durable_offset = max(self.durable_offset, proposed.popleft()[1])
+
+    @property
+    def in_flight(self) -> int:
+        """Entries proposed and not yet committed."""
+        return len(self._proposed)

@@ -1,9 +1,15 @@
 """The network between nodes: one TCP proxy per directed link, which the nemesis can cut.
 
 Clients reach every node directly on its port. Node-to-node traffic -- replication and
-the failover monitors' pings and votes -- goes through a :class:`LinkProxy` for the
-ordered pair (from, to): node ``n1`` talks to ``n2`` by connecting to the proxy
+the failover monitors' pings and votes, and in ``raft`` mode the Raft messages, which go
+to each node's Raft peer port -- goes through a :class:`LinkProxy` for the ordered pair
+(from, to) and the port: node ``n1`` talks to ``n2`` by connecting to the proxy
 ``n1->n2``, which forwards to ``n2``'s real port.
+
+A *link* is a direction: :meth:`Network.cut` silences ``n1 -> n2`` only. A Raft node
+writes its messages to a peer on its own outgoing connection, so a one-way cut stops
+exactly what ``n1`` says to ``n2`` (replication and monitors answer on the connection
+they were asked on, so for them a cut link stops the whole exchange).
 
 Cutting a link models a network partition, not a crash: bytes stop flowing but
 connections stay open, exactly as TCP behaves when packets are dropped. Nobody is told;
@@ -125,21 +131,31 @@ class LinkProxy:
 class Network:
     """All links of one cluster. Lives on the cluster's event loop."""
 
-    def __init__(self, names: list[str], target_port_of, events: EventBus):
+    def __init__(self, names: list[str], target_port_of, events: EventBus, raft_port_of=None):
         self.names = list(names)
         self.events = events
         self._target_port_of = target_port_of
+        self._raft_port_of = raft_port_of
         self.links = {(a, b): LinkProxy(a, b, target_port_of)
                       for a, b in itertools.permutations(self.names, 2)}
+        self.raft_links = ({(a, b): LinkProxy(a, b, raft_port_of)
+                            for a, b in itertools.permutations(self.names, 2)}
+                           if raft_port_of is not None else {})
         self.groups: tuple = ()
+        self.cut_links: set = set()               # (src, dst) cut one way by cut()
+
+    def _every_link(self):
+        yield from self.links.items()
+        yield from self.raft_links.items()
 
     async def start(self) -> None:
-        for link in self.links.values():
+        for _, link in self._every_link():
             await link.start()
 
-    def address(self, src: str, dst: str) -> tuple[str, int]:
-        """Where ``src`` must connect to reach ``dst``."""
-        return "127.0.0.1", self.links[(src, dst)].port
+    def address(self, src: str, dst: str, channel: str = "node") -> tuple[str, int]:
+        """Where ``src`` must connect to reach ``dst`` (``channel="raft"``: its Raft port)."""
+        links = self.raft_links if channel == "raft" else self.links
+        return "127.0.0.1", links[(src, dst)].port
 
     def node_for_proxy_port(self, src: str, port: int) -> str | None:
         for (a, b), link in self.links.items():
@@ -161,15 +177,31 @@ class Network:
         if rest:
             groups.append(rest)
         side = {n: i for i, g in enumerate(groups) for n in g}
-        for (a, b), link in self.links.items():
+        for (a, b), link in self._every_link():
             link.set_cut(side[a] != side[b])
         self.groups = tuple(tuple(g) for g in groups)
+        self.cut_links = set()
         self.events.publish(Partitioned("network", groups=self.groups))
 
+    def cut(self, src: str, dst: str) -> None:
+        """Silence the one direction ``src -> dst`` (both of its ports); the other
+        direction keeps working. :meth:`heal` restores it."""
+        for name in (src, dst):
+            if name not in self.names:
+                raise ValueError(f"unknown node {name!r}; nodes are {self.names}")
+        if src == dst:
+            raise ValueError("a link joins two different nodes")
+        for links in (self.links, self.raft_links):
+            if (src, dst) in links:
+                links[(src, dst)].set_cut(True)
+        self.cut_links.add((src, dst))
+        self.events.publish(Partitioned("network", groups=(), one_way=((src, dst),)))
+
     def heal(self) -> None:
-        for link in self.links.values():
+        for _, link in self._every_link():
             link.set_cut(False)
         self.groups = ()
+        self.cut_links = set()
         self.events.publish(Healed("network"))
 
     async def add_node(self, name: str) -> None:
@@ -177,13 +209,17 @@ class Network:
         partition the new node reaches every side until the next :meth:`partition`."""
         if name in self.names:
             return
-        new = {}
-        for other in self.names:
-            new[(name, other)] = LinkProxy(name, other, self._target_port_of)
-            new[(other, name)] = LinkProxy(other, name, self._target_port_of)
-        for link in new.values():
-            await link.start()
-        self.links.update(new)
+        for links, port_of in ((self.links, self._target_port_of),
+                               (self.raft_links, self._raft_port_of)):
+            if port_of is None:
+                continue
+            new = {}
+            for other in self.names:
+                new[(name, other)] = LinkProxy(name, other, port_of)
+                new[(other, name)] = LinkProxy(other, name, port_of)
+            for link in new.values():
+                await link.start()
+            links.update(new)
         self.names.append(name)
 
     async def remove_node(self, name: str) -> None:
@@ -191,17 +227,19 @@ class Network:
         if name not in self.names:
             return
         self.names.remove(name)
-        for key in [k for k in self.links if name in k]:
-            await self.links.pop(key).close()
+        for links in (self.links, self.raft_links):
+            for key in [k for k in links if name in k]:
+                await links.pop(key).close()
+        self.cut_links = {k for k in self.cut_links if name not in k}
         if self.groups:
             self.groups = tuple(g for g in (tuple(n for n in group if n != name)
                                             for group in self.groups) if g)
 
     def node_crashed(self, name: str) -> None:
-        for (a, b), link in self.links.items():
+        for (a, b), link in self._every_link():
             if name in (a, b):
                 link.drop_connections_to()
 
     async def close(self) -> None:
-        for link in self.links.values():
+        for _, link in self._every_link():
             await link.close()

@@ -126,8 +126,11 @@ def build_schedule(schedule_name: str, seed: int, nodes: int, duration: float) -
 
 def run(modes, schedule_name: str, seed: int, duration: float, workload: str = "set",
         nodes: int | None = None, clients: int = 4, progress: bool = True,
-        configs: dict | None = None) -> list[dict]:
+        configs: dict | None = None, node_readers: int = 0, keys: int = 3) -> list[dict]:
     """Run the workload under the schedule once per mode; one result dict per mode.
+    ``node_readers``: that many more clients per node that only read, each from its own
+    node whatever its role (they see what a deposed leader or a follower answers).
+    ``keys``: how many keys the clients share (few keys: more contention per key).
 
     Each dict holds the fields in :data:`FIELDS`, plus ``"config"`` (what every node was
     given on top of its mode), ``"history"`` (the History), ``"verdicts"`` (the checkers'
@@ -144,7 +147,7 @@ def run(modes, schedule_name: str, seed: int, duration: float, workload: str = "
         try:
             results.append(run_mode(mode, schedule_name, seed, duration, workload=workload,
                                     nodes=nodes, clients=clients, progress=progress,
-                                    configs=configs))
+                                    configs=configs, node_readers=node_readers, keys=keys))
         except KeyboardInterrupt:
             results.append(failed(mode, schedule_name, seed, workload, nodes, configs,
                                   "interrupted (Ctrl-C)"))
@@ -164,7 +167,8 @@ def failed(mode, schedule_name, seed, workload, nodes, configs, error: str) -> d
 
 def run_mode(mode: str, schedule_name: str, seed: int, duration: float, *,
              workload: str = "set", nodes: int | None = None, clients: int = 4,
-             progress: bool = False, configs: dict | None = None) -> dict:
+             progress: bool = False, configs: dict | None = None,
+             node_readers: int = 0, keys: int = 3) -> dict:
     """One mode's run: cluster up, workload + nemesis, heal, final reads, checkers, close."""
     n = nodes_for(mode, nodes)
     schedule = build_schedule(schedule_name, seed, n, duration)
@@ -182,7 +186,8 @@ def run_mode(mode: str, schedule_name: str, seed: int, duration: float, *,
             # wait-then-failover is about writes confirmed with WAIT 1: confirm each one
             recorder = run_clients(cluster, workload, duration=duration,
                                    clients=clients, seed=seed, during=during,
-                                   wait_replicas=1 if schedule_name == "wait-then-failover" else 0)
+                                   wait_replicas=1 if schedule_name == "wait-then-failover" else 0,
+                                   node_readers=node_readers, keys=keys)
             # the workload ran its whole duration: the bar ends full, not at its last tick
             seconds.update(seconds.total - seconds.n)
         nemesis.finish()

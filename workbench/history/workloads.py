@@ -40,7 +40,7 @@ from .model import ADD, CAS, FINAL_READ, INCR, READ, WRITE, History
 
 # Errors that prove the command was refused before it ran: a definite failure.
 DEFINITE_ERRORS = ("READONLY", "NOREPLICAS", "WRONGTYPE", "EXECABORT", "NOAUTH", "LOADING",
-                   "MASTERDOWN", "ERR")
+                   "MASTERDOWN", "CLUSTERDOWN", "NOTLEADER", "ERR")
 WORKLOADS = ("register", "cas-register", "set", "counter")
 REGISTERS = ("register", "cas-register")
 
@@ -224,6 +224,34 @@ class Client(threading.Thread):
         return expected, new
 
 
+class NodeReader(Client):
+    """A client that only reads, always from one node, whatever its role -- as an
+    application bound to the node it found first would. It sees what a node that
+    believes it leads (or a follower serving READONLY reads) answers; refused reads are
+    definite failures and cost nothing."""
+
+    def __init__(self, node_name: str, *args, **kwargs):
+        super().__init__(*args, timeout=0.25, **kwargs)   # a held read: give up, read again
+        self.home = node_name
+
+    def _connect(self) -> bool:
+        try:
+            node = self.cluster.node(self.home)
+        except KeyError:
+            return False
+        if not node.alive:
+            return False
+        self.node = node.name
+        self.conn = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=self.timeout,
+                                password=getattr(self.cluster, "password", None),
+                                socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
+                                decode_responses=True, protocol=2)
+        return True
+
+    def _choose(self, key: str):
+        return READ, None
+
+
 def _read(conn, recorder: Recorder, workload: str, key: str):
     """A read of ``key`` as the history records it: a register's value (None: empty), a
     set's members (see :meth:`Recorder.members`), a counter's value (0: missing)."""
@@ -250,9 +278,11 @@ def final_reads(cluster, recorder: Recorder, workload: str, keys: list[str],
 
 
 def run_clients(cluster, workload: str, *, duration: float, clients: int = 4, keys: int = 3,
-                seed: int = 0, during=None, wait_replicas: int = 0):
+                seed: int = 0, during=None, wait_replicas: int = 0, node_readers: int = 0):
     """Run ``clients`` threads for ``duration`` seconds; ``during(elapsed)`` is called
-    every 50 ms from this thread (the nemesis hooks in there). Returns the Recorder."""
+    every 50 ms from this thread (the nemesis hooks in there). ``node_readers`` more
+    threads per node only read, each from its own node (:class:`NodeReader`).
+    Returns the Recorder."""
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}; accepted: {', '.join(WORKLOADS)}")
     rng = random.Random(seed)
@@ -262,6 +292,9 @@ def run_clients(cluster, workload: str, *, duration: float, clients: int = 4, ke
     values = itertools.count()
     threads = [Client(cluster, recorder, workload, key_names, random.Random(rng.random()), stop,
                       values, wait_replicas=wait_replicas) for _ in range(clients)]
+    threads += [NodeReader(name, cluster, recorder, workload, key_names,
+                           random.Random(rng.random()), stop, values)
+                for name in list(cluster.names) for _ in range(node_readers)]
     started = time.monotonic()
     for t in threads:
         t.start()

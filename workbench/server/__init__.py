@@ -1,6 +1,7 @@
 """The asyncio server that wires a node together: connections, dispatch, replication."""
 
-from . import commands_admin, commands_conn, commands_replication, reply_blocking  # noqa: F401
+from . import (commands_admin, commands_conn, commands_raft, commands_replication,  # noqa: F401
+               reply_blocking)
 from .config import SCHEMA, Config, ConfigError
 from .core import NodeServer
 

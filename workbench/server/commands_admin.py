@@ -117,8 +117,9 @@ def info_text(server, names: list[str]) -> str:
     blocks = []
     for name in wanted:
         section = SECTIONS.get(name) or EXTRA_SECTIONS.get(name)
-        if section is not None:
-            blocks.append("\r\n".join(section(server)))
+        lines = section(server) if section is not None else None
+        if lines:
+            blocks.append("\r\n".join(lines))
     return "\r\n\r\n".join(blocks) + "\r\n"
 
 

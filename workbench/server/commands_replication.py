@@ -17,7 +17,10 @@ _LLONG_MAX = 2**63 - 1
 
 @handles("ROLE", 1, "fast loading stale noscript", group="server", since="2.8.12")
 def role(server, conn, argv):
-    """The node's role in replication, its offset and its replicas or primary."""
+    """The node's role in replication, its offset and its replicas or primary (raft: the
+    leader answers as a master listing its followers, a follower as a replica of it)."""
+    if server.raft is not None:
+        return _raft_role(server)
     if server.link is None:
         return [b"master", server.repl.offset, server.repl.role_entries()]
     link = server.link
@@ -25,6 +28,18 @@ def role(server, conn, argv):
              "sync": b"sync", "connected": b"connected"}[link.status]
     offset = server.repl.offset if link.status == "connected" else -1
     return [b"slave", link.host.encode(), link.port, state, offset]
+
+
+def _raft_role(server):
+    raft, offset = server.raft, server.repl.offset
+    if raft.serving:
+        followers = [[name.encode(), b"127.0.0.1", str(server.node.client_port_of(name)).encode(),
+                      str(match).encode()]
+                     for name, match in raft.snapshot_for_viewers()["match"].items()]
+        return [b"master", offset, followers]
+    leader, port = raft.leader_address()
+    state = b"connected" if leader and leader != server.name else b"connect"
+    return [b"slave", b"127.0.0.1", port, state, offset if leader else -1]
 
 
 NOT_ELIGIBLE = ReplyError(
@@ -37,6 +52,9 @@ NOT_ELIGIBLE = ReplyError(
 def replicaof(server, conn, argv):
     """Make this node a replica of another, or a primary again (REPLICAOF NO ONE; in sync
     mode an ineligible replica refuses unless ``REPLICAOF NO ONE FORCE``)."""
+    if server.raft is not None:
+        return ReplyError("ERR REPLICAOF not allowed in raft mode: the Raft log decides who "
+                          "leads (RAFT.TRANSFER hands leadership over)")
     if len(argv) > 4 or (len(argv) == 4 and not (argv[1].upper() == b"NO"
                                                  and argv[3].upper() == b"FORCE")):
         return ReplyError("ERR wrong number of arguments for 'replicaof' command")
@@ -154,7 +172,20 @@ def _timeout_ms(raw: bytes):
 
 @handles("WAIT", 3, "noscript", group="generic", since="3.0.0")
 def wait(server, conn, argv):
-    """Block until the client's writes reached n replicas, or the timeout; reply the count."""
+    """Block until the client's writes reached n replicas, or the timeout; reply the count.
+    (raft: a write's reply already waited for a majority; WAIT answers at once with the
+    followers whose log holds everything committed.)"""
+    if server.raft is not None:
+        if not server.raft.serving:
+            return ReplyError("ERR WAIT cannot be used with replica instances.")
+        for arg in argv[1:]:
+            try:
+                int(arg)
+            except ValueError:
+                return ReplyError("ERR value is not an integer or out of range")
+        commit = server.raft.core.commit_index
+        return sum(1 for match in server.raft.snapshot_for_viewers()["match"].values()
+                   if match >= commit)
     if server.link is not None:
         return ReplyError("ERR WAIT cannot be used with replica instances. Please also note "
                           "that if a replica is configured to be writable (which is not the "

@@ -74,6 +74,20 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _shard_nodes(raw: str) -> tuple:
+    """``n1=127.0.0.1:7001,n2=...`` -> ((name, host, port), ...)."""
+    members = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, eq, address = item.partition("=")
+        host, colon, port = address.rpartition(":")
+        if not (eq and colon and name and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(f"shard-nodes entry {item!r} is not name=host:port")
+        members.append((name, host, int(port)))
+    if len({m[0] for m in members}) != len(members):
+        raise ConfigError("shard-nodes names a node twice")
+    return tuple(members)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -86,6 +100,8 @@ class Setting:
 def _render(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return ",".join(f"{name}={host}:{port}" for name, host, port in value)
     return str(value)
 
 
@@ -114,16 +130,43 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("enable-debug-command", _enum("no", "yes", "local"), "no", mutable=False,
             doc="DEBUG for nobody, everybody, or loopback clients only; a Cluster sets local"),
     Setting("notify-keyspace-events", _keyspace_events, ""),
-    Setting("durability-mode", _enum("async", "sync"), "async", mutable=False,
+    Setting("durability-mode", _enum("async", "sync", "raft"), "async", mutable=False,
             doc="sync: a write's reply (and reads of its keys) wait until every eligible "
-                "replica acknowledged it (synchronous replication)"),
+                "replica acknowledged it (synchronous replication); raft: until a majority "
+                "of the shard's Raft log holds it"),
     Setting("durability-replicas", _integer(0, 8), "1",
             doc="sync: eligible replicas a write needs (replication factor - 1); fewer: NOREPLICAS"),
     Setting("durability-timeout-ms", _integer(1, 2**31 - 1), "1000",
-            doc="sync: a held write not committed by then gets an indefinite NOREPLICAS error"),
+            doc="sync, raft: a held write not committed by then gets an indefinite NOREPLICAS error"),
     Setting("sync-unilateral-revoke", _yes_no, "no",
             doc="sync, a teaching lever (unsafe): stop waiting for a dropped replica at once, "
                 "without the monitors agreeing first"),
+    Setting("shard-nodes", _shard_nodes, "", mutable=False,
+            doc="raft: the shard's bootstrap voters, name=host:port of each Raft peer port, "
+                "comma separated (the design seed's list of addresses, with a name each)"),
+    Setting("raft-port", _integer(0, 65535), "0", mutable=False,
+            doc="raft: this node's Raft peer port (0 = any free port)"),
+    Setting("election-timeout-ms", _integer(20, 60_000), "500", mutable=False,
+            doc="raft: a follower that hears no leader for a random time in [this, 2 x this) "
+                "starts an election"),
+    Setting("heartbeat-ms", _integer(5, 10_000), "50", mutable=False,
+            doc="raft: the leader's heartbeat period, and the Raft clock's tick"),
+    Setting("raft-read-mode", _enum("leader", "readindex", "follower"), "leader",
+            doc="raft: leader = reads on the leader under its lease, dirty keys held; "
+                "readindex = a quorum round before each batch of reads (linearizable without "
+                "clocks); follower = followers answer READONLY clients from their applied "
+                "state (stale reads allowed)"),
+    Setting("raft-snapshot-entries", _integer(10, 2**31 - 1), "10000",
+            doc="raft: compact the log into a snapshot once it holds this many entries"),
+    Setting("raft-bug-read-before-noop", _yes_no, "no", mutable=False,
+            doc="raft, a teaching lever (unsafe): the leader answers reads from its own state "
+                "without confirming it still leads (no entry of its term committed, no lease, "
+                "no quorum round, no check-quorum step-down): stale reads, the class of "
+                "Redis-Raft #19 (Jepsen 2020)"),
+    Setting("raft-bug-definite-timeout", _yes_no, "no",
+            doc="raft, a teaching lever (unsafe): a write that times out is answered with a "
+                "definite NOREPLICAS error though it may still commit: aborted reads, the class "
+                "of Redis-Raft #23"),
     Setting("min-replicas-to-write", _integer(0, 2**31 - 1), "0"),
     Setting("min-replicas-max-lag", _integer(0, 2**31 - 1), "10"),
     Setting("replica-read-only", _yes_no, "yes"),

@@ -71,6 +71,7 @@ class ClientConnection(asyncio.Protocol):
         self.woff = 0                         # offset after this client's last write
         self.replica = None                   # ReplicaPeer when this connection is a replica
         self.is_primary_link = False
+        self.readonly = False                 # raft: READONLY sent (follower reads)
         # flow
         self.pending: deque = deque()
         self.blocked = False
@@ -260,7 +261,7 @@ class ClientConnection(asyncio.Protocol):
             gate.wait(self, offset)
         gate.replies_pinned += self.held.add(data, offset)
         if (offset == self.woff and offset != self.watched_write
-                and self.node.replica_provider is not None):
+                and gating.times_writes(self.node)):
             self.watched_write = offset           # this client's own write (not a read of it)
             gating.watch_write(self.node, self, offset)
 

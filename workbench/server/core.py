@@ -31,7 +31,7 @@ from ..replication.replica import ReplicaLink
 from ..durability import NOT_HELD
 from . import gating
 from .commands_admin import protected_refusal
-from .connection import ClientConnection, NO_REPLY
+from .connection import Blocked, ClientConnection, NO_REPLY
 from .persistence import AofPersistence, StreamClient
 from .pubsub import PubSub
 from .registry import SERVER_HANDLERS
@@ -77,6 +77,7 @@ class NodeServer(AofPersistence):
         self.write_deadlines = deque()           # sync: (deadline, client, offset) of held writes
         self.deadline_timer: asyncio.TimerHandle | None = None
         self.write_timeouts = 0
+        self.raft = None                         # raft: the RaftShell (log, peers, leadership)
         self.write_behind = None
         self.wb_pending: list = []               # this loop turn's AOF bytes, for the write-behind log
         self.wb_pending_bytes = 0
@@ -106,9 +107,14 @@ class NodeServer(AofPersistence):
             self._load_aof()
             self._open_aof()
         loop = asyncio.get_running_loop()
+        if self.config["durability-mode"] == "raft":
+            from ..consensus.shell import RaftShell
+            self.raft = RaftShell(self, sock=self.node.take_raft_socket())
         self._server = await loop.create_server(lambda: ClientConnection(self), "127.0.0.1",
                                                 self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.raft is not None:
+            await self.raft.start()
         self._tasks.append(loop.create_task(self._cron()))
         if replica_of is not None:
             self.become_replica(*replica_of)
@@ -121,6 +127,8 @@ class NodeServer(AofPersistence):
             conn.pause_reading()
         if self.link is not None:
             self.link.pause_reading(True)
+        if self.raft is not None:
+            self.raft.pause(True)
 
     def pause_writers(self, paused: bool) -> None:
         """Stop (or restart) reading from clients, replicas excepted: their commands wait
@@ -139,6 +147,8 @@ class NodeServer(AofPersistence):
             conn.resume_reading()
         if self.link is not None:
             self.link.pause_reading(False)
+        if self.raft is not None:
+            self.raft.pause(False)
         gating.relieve(self)                     # what the budget let go of meanwhile
 
     def kill(self, power_loss: bool) -> int:
@@ -153,6 +163,8 @@ class NodeServer(AofPersistence):
             task.cancel()
         if self.link is not None:
             self.link.abort()
+        if self.raft is not None:
+            self.raft.stop()
         self.repl.fail_waiters(ReplyError("ERR node killed"))
         self.pubsub.close()
         lost = 0
@@ -229,6 +241,12 @@ class NodeServer(AofPersistence):
         elif (self.link is not None and self.link.status != "connected"
               and not self.config["replica-serve-stale-data"] and "stale" not in spec.flags):
             return self.reject(conn, MASTERDOWN)
+        elif self.raft is not None and not spec.is_server and not conn.is_primary_link:
+            admitted = self.raft.admit_read(conn, argv)
+            if admitted is not None:
+                if isinstance(admitted, ReplyError):
+                    return self.reject(conn, admitted)
+                return Blocked(admitted)         # runs once a quorum confirms the leadership
         if spec.is_server:
             return SERVER_HANDLERS[spec.name](self, conn, argv)
         return self.run_keyspace(conn, spec, argv, now_ms, verbatim)
@@ -240,6 +258,8 @@ class NodeServer(AofPersistence):
         return error
 
     def write_refusal(self) -> ReplyError | None:
+        if self.raft is not None:
+            return self.raft.write_refusal()
         if self.aof_error is not None:
             return ReplyError(f"MISCONF Errors writing to the AOF file: {self.aof_error}")
         if self.link is not None:
@@ -258,7 +278,7 @@ class NodeServer(AofPersistence):
             now_ms = int(time.time() * 1000)
         # the effects are read off the Context (Keyspace.run would wrap them in an Outcome)
         outcome = self.keyspace.run_context(spec, argv, conn.db, now_ms,
-                                            replica=self.link is not None)
+                                            replica=not self.leads)
         propagate = outcome.propagated
         wrote = NOT_HELD
         if propagate:
@@ -337,6 +357,14 @@ class NodeServer(AofPersistence):
                 self._schedule_aof_flush()
         if self.link is not None:
             return      # a replica's offset follows its primary's stream, not its own writes
+        if self.raft is not None:
+            if not self.raft.applying:           # a committed entry feeds the stream itself
+                if self.repl.stream_db != db:
+                    encoded = encode_command([b"SELECT", b"%d" % db]) + encoded
+                    self.repl.stream_db = db
+                self.repl.feed(encoded)
+                self.raft.buffer(encoded)
+            return
         if self.repl.stream_db != db:
             self.repl.feed(encode_command([b"SELECT", b"%d" % db]))
             self.repl.stream_db = db
@@ -346,7 +374,14 @@ class NodeServer(AofPersistence):
 
     @property
     def role(self) -> str:
-        return "slave" if self.link is not None else "master"
+        return "master" if self.leads else "slave"
+
+    @property
+    def leads(self) -> bool:
+        """This node takes writes: a primary, or (raft) the leader once it serves."""
+        if self.raft is not None:
+            return self.raft.serving
+        return self.link is None
 
     def become_replica(self, host: str, port: int) -> None:
         if self.link is not None and (self.link.host, self.link.port) == (host, port):
@@ -443,7 +478,7 @@ class NodeServer(AofPersistence):
             if self.paused:
                 continue
             now_ms = int(time.time() * 1000)
-            if self.link is None:
+            if self.leads:
                 self._expire_cycle(now_ms)
             if self.aof_error is not None and self.write_behind is None:
                 self.flush_aof()                  # retry a failed AOF write (as serverCron)

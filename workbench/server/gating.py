@@ -39,7 +39,7 @@ def wanted(server) -> bool:
     """Gating is on for a primary in ``sync`` mode, or with ``appendonly yes``,
     ``appendfsync always`` and ``aof-write-behind yes`` (Valkey's proposal gates exactly
     that combination)."""
-    return server.link is None and (sync_mode(server) or aof_gated(server))
+    return server.leads and (sync_mode(server) or aof_gated(server) or server.raft is not None)
 
 
 def sync_mode(server) -> bool:
@@ -72,6 +72,8 @@ def enable(server) -> None:
         server.log(f"Synchronous replication: writes wait for every eligible replica "
                    f"(at least {server.config['durability-replicas']}); eligible now: "
                    f"{', '.join(granted) or 'none'}")
+    if server.raft is not None:
+        providers.append(server.raft.provider)
     if aof_gated(server):
         providers.append(_enable_write_behind(server, offset))
     server.gate = CommitGate(providers)
@@ -204,15 +206,25 @@ def progress(server) -> None:
 
 # -- sync: a held write that does not commit in time ----------------------------------------
 
-def write_timeout_error() -> ReplyError:
-    return ReplyError("NOREPLICAS Timed out waiting for the eligible replicas to acknowledge "
-                      "the write; it was executed and may still become durable (outcome "
-                      "unknown)")
+def write_timeout_error(server) -> ReplyError:
+    if server.raft is None:
+        return ReplyError("NOREPLICAS Timed out waiting for the eligible replicas to acknowledge "
+                          "the write; it was executed and may still become durable (outcome "
+                          "unknown)")
+    if server.config["raft-bug-definite-timeout"]:
+        return ReplyError("NOREPLICAS Not enough good replicas to write.")   # the lever's lie
+    return ReplyError("NOREPLICAS Timed out waiting for a majority of the Raft log to store the "
+                      "write; it was executed and may still commit (outcome unknown)")
+
+
+def times_writes(server) -> bool:
+    """Held writes get ``durability-timeout-ms`` (sync, raft); the AOF's are never timed."""
+    return server.replica_provider is not None or server.raft is not None
 
 
 def watch_write(server, conn, offset: int) -> None:
     """``conn``'s write reply waits for ``offset``: give it ``durability-timeout-ms``."""
-    if server.replica_provider is None:
+    if not times_writes(server):
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + server.config["durability-timeout-ms"] / 1000
@@ -234,7 +246,7 @@ def _expire_writes(server) -> None:
         _, conn, offset = deadlines.popleft()
         if offset <= gate.committed_offset or conn not in gate.waiting:
             continue
-        error = error or write_timeout_error()
+        error = error or write_timeout_error(server)
         server.write_timeouts += 1
         conn.time_out_write(offset, error, gate.committed_offset)
         if server.events.active:
