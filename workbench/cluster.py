@@ -48,7 +48,6 @@ MODE_CONFIGS = {
     # the Raft log (fsynced on every node) is the durable record; no AOF beside it
     "raft": {"durability-mode": "raft", "appendonly": "no"},
 }
-PLANNED_MODES = ()
 # Modes whose promise holds for one node only. `aof`'s commit gate waits for the local
 # fsync; replicas under it would be asynchronous, and a failover would erase writes the
 # gate had acknowledged. Refusing is better than a mode name that promises more than it keeps.

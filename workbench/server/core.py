@@ -241,7 +241,10 @@ class NodeServer(AofPersistence):
         elif (self.link is not None and self.link.status != "connected"
               and not self.config["replica-serve-stale-data"] and "stale" not in spec.flags):
             return self.reject(conn, MASTERDOWN)
-        elif self.raft is not None and not spec.is_server and not conn.is_primary_link:
+        elif (self.raft is not None and not conn.is_primary_link
+              and (not spec.is_server or (spec.name == "EXEC" and self.raft.serving))):
+            # a read (or a transaction, whose reads run inside it) may need proof that
+            # this node still leads; on a follower, EXEC runs and refuses its reads itself
             admitted = self.raft.admit_read(conn, argv)
             if admitted is not None:
                 if isinstance(admitted, ReplyError):
