@@ -309,11 +309,12 @@ class RaftShell:
     def _soft_state_changed(self) -> None:
         core = self.core
         soft = (core.role, core.leader_id, core.term)
-        was_leader = self._last_soft[0] is Role.LEADER
+        was_leader, old_term = self._last_soft[0] is Role.LEADER, self._last_soft[2]
         self._last_soft = soft
-        if was_leader and core.role is not Role.LEADER:
-            self._step_down()
-        elif core.role is Role.LEADER and not was_leader:
+        if was_leader and (core.role is not Role.LEADER or core.term != old_term):
+            self._step_down()           # (leading again in a newer term is a new leadership)
+            was_leader = False
+        if core.role is Role.LEADER and not was_leader:
             self.stats["elections_won"] += 1
         self.events.publish(ev.RaftRoleChanged(self.name, role=self.role_name, term=core.term,
                                                leader=core.leader_id))
