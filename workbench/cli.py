@@ -137,9 +137,7 @@ def _cluster(args) -> int:
 
 def _check_aof(args) -> int:
     from .storage import check_aof
-    return check_aof.main((["--fix"] if args.fix else [])
-                          + ([f"--databases={args.databases}"] if args.databases else [])
-                          + [args.file])
+    return check_aof.check(args.file, fix=args.fix, databases=args.databases)
 
 
 def _shootout(args) -> int:
@@ -151,10 +149,6 @@ def _shootout(args) -> int:
         shootout.validate(modes, args.schedule, args.workload, nodes=args.nodes,
                           duration=args.duration, clients=args.clients, seed=args.seed,
                           configs=configs)
-        if args.keys < 1:
-            raise ValueError(f"--keys must be at least 1, not {args.keys}")
-        if args.node_readers < 0:
-            raise ValueError(f"--node-readers must be 0 or more, not {args.node_readers}")
         _output_path(args.json, "--json")
         _output_path(args.html, "--html")
     except ValueError as err:
@@ -221,7 +215,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("check-aof", help="check an append-only file, like valkey-check-aof")
     p.add_argument("--fix", action="store_true", help="cut the file back to its valid part")
-    p.add_argument("--databases", type=int, metavar="N",
+    p.add_argument("--databases", type=_positive_int, metavar="N",
                    help="the node's databases setting: SELECT must stay below it")
     p.add_argument("file")
     p.set_defaults(run=_check_aof)
@@ -229,8 +223,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("shootout", help="run every mode under the same faults and compare")
     p.add_argument("--modes", default="async,aof,sync,raft",
                    help="comma-separated, e.g. async,aof,sync,raft")
-    p.add_argument("--keys", type=int, default=3, help="keys the clients share (default 3)")
-    p.add_argument("--node-readers", type=int, default=0,
+    p.add_argument("--keys", type=_positive_int, default=3, help="keys the clients share (default 3)")
+    p.add_argument("--node-readers", type=_non_negative_int, default=0,
                    help="more clients per node that only read, each from its own node "
                         "(they see what a deposed leader or a follower answers)")
     p.add_argument("--schedule", default="split-brain",

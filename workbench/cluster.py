@@ -71,6 +71,25 @@ def check_raft_timing(overrides: dict) -> None:
                          f"election_timeout_ms={election}")
 
 
+def check_size(mode: str, nodes: int | None) -> int:
+    """The number of nodes ``mode`` runs with (``None``: its usual size); ValueError for
+    an unknown mode or a size the mode cannot keep its promise with."""
+    if mode not in MODE_CONFIGS:
+        known = ", ".join(repr(m) for m in MODE_CONFIGS)
+        raise ValueError(f"unknown mode {mode!r}; accepted: {known}")
+    if nodes is None:
+        nodes = 1 if mode in SINGLE_NODE_MODES else 3
+    if not isinstance(nodes, int) or isinstance(nodes, bool) or not 1 <= nodes <= 9:
+        raise ValueError(f"nodes must be an integer from 1 to 9, not {nodes!r}")
+    if mode in SINGLE_NODE_MODES and nodes != 1:
+        raise ValueError(f"nodes={nodes}: {SINGLE_NODE_ADVICE}")
+    if mode == "sync" and nodes < 2:
+        raise ValueError(f"nodes={nodes}: mode 'sync' replicates synchronously, so it needs "
+                         "a primary and at least one replica (nodes=2 or more; 3 survives "
+                         "the loss of any one node)")
+    return nodes
+
+
 class Cluster:
     """``nodes`` real servers in ``mode``; ``data_dir=None`` uses a fresh temp dir.
 
@@ -79,19 +98,7 @@ class Cluster:
 
     def __init__(self, mode: str = "async", nodes: int | None = None, data_dir: str | None = None, *,
                  down_after_ms: int = 1000, **configs):
-        if mode not in MODE_CONFIGS:
-            known = ", ".join(repr(m) for m in MODE_CONFIGS)
-            raise ValueError(f"unknown mode {mode!r}; accepted: {known}")
-        if nodes is None:
-            nodes = 1 if mode in SINGLE_NODE_MODES else 3
-        if not isinstance(nodes, int) or not 1 <= nodes <= 9:
-            raise ValueError(f"nodes must be an integer from 1 to 9, not {nodes!r}")
-        if mode in SINGLE_NODE_MODES and nodes != 1:
-            raise ValueError(f"nodes={nodes}: {SINGLE_NODE_ADVICE}")
-        if mode == "sync" and nodes < 2:
-            raise ValueError(f"nodes={nodes}: mode 'sync' replicates synchronously, so it needs "
-                             "a primary and at least one replica (nodes=2 or more; 3 survives "
-                             "the loss of any one node)")
+        nodes = check_size(mode, nodes)
         if int(down_after_ms) < 100:
             raise ValueError("down_after_ms must be at least 100")
         try:

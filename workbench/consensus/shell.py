@@ -206,7 +206,7 @@ class RaftShell:
             self.fresh = False
             return True
         for peer in self.bootstrap.voters - {self.name}:
-            self.transport._dial(peer)
+            self.transport.dial(peer)
         return False
 
     def buffer(self, data: bytes) -> None:

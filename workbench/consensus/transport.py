@@ -136,7 +136,7 @@ class PeerTransport:
             out = self.outbound.get(peer)
             if out is None or out.transport is None or out.transport.is_closing():
                 self.dropped += len(frames)
-                self._dial(peer)
+                self.dial(peer)
                 continue
             if out.transport.get_write_buffer_size() > MAX_BUFFERED:
                 self.dropped += len(frames)
@@ -144,7 +144,8 @@ class PeerTransport:
             out.transport.write(b"".join(frames) if len(frames) > 1 else frames[0])
             self.sent += len(frames)
 
-    def _dial(self, peer: str) -> None:
+    def dial(self, peer: str) -> None:
+        """Open our connection to ``peer`` unless one is being opened or a retry is not due."""
         loop = asyncio.get_running_loop()
         if self._closed or peer in self._dialing or loop.time() < self._retry_after.get(peer, 0):
             return

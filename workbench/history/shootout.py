@@ -27,7 +27,7 @@ import math
 
 from tqdm.auto import tqdm
 
-from ..cluster import MODE_CONFIGS, SINGLE_NODE_MODES, Cluster
+from ..cluster import MODE_CONFIGS, SINGLE_NODE_MODES, Cluster, check_raft_timing, check_size
 from ..faults.nemesis import Nemesis
 from ..faults.schedule import PRESETS, Schedule, generate, preset
 from ..server.config import validate_overrides
@@ -100,10 +100,14 @@ def validate(modes, schedule_name: str, workload: str = "set", *, nodes: int | N
         raise ValueError(f"clients must be at least 1, not {clients!r}")
     if nodes is not None and (not isinstance(nodes, int) or not 1 <= nodes <= 9):
         raise ValueError(f"nodes must be an integer from 1 to 9, not {nodes!r}")
-    check_configs(configs)
+    settings = check_configs(configs)
     for mode in modes:
         n = nodes_for(mode, nodes)
         try:
+            check_size(mode, n)
+            if mode == "raft":
+                check_raft_timing(validate_overrides(
+                    {k: v for k, v in settings.items() if k != "down_after_ms"}))
             build_schedule(schedule_name, seed, n, duration)
         except ValueError as err:
             hint = (f" ({mode} is a single-node mode: leave it out of the modes for this "
