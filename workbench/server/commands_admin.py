@@ -84,6 +84,10 @@ def _section_replication(s) -> list[str]:
             lines += [f"eligible_replicas:{len(eligibility.eligible)}",
                       f"eligible_replica_names:{','.join(eligibility.eligible)}",
                       f"committed_offset:{s.gate.committed_offset}"]
+    if s.raft is not None:
+        lines.append("durability_mode:raft")
+        if s.gate is not None:
+            lines.append(f"committed_offset:{s.gate.committed_offset}")
     if s.config["min-replicas-to-write"] and s.config["min-replicas-max-lag"]:
         lines.append(f"min_slaves_good_slaves:{repl.good_replicas(s.config['min-replicas-max-lag'])}")
     lines += ["master_failover_state:no-failover", f"master_replid:{repl.replid}",
