@@ -514,6 +514,14 @@ class Cluster:
                     "epoch": n.monitor.epoch if n.monitor else None,
                     "monitor_primary": n.monitor.primary if n.monitor else None,
                 }
+                if s is not None and s.raft is not None:     # the Raft view, in these words
+                    core = s.raft.core
+                    follows = core.leader_id not in (None, n.name)
+                    link = "following" if follows else None if s.raft.serving else "waiting"
+                    out[n.name].update(
+                        link=link, epoch=core.term,
+                        primary=core.leader_id if follows else "a leader it can trust",
+                        monitor_primary=core.leader_id)
             out["_partition"] = self.network.groups if self.network else ()
             return out
         return self.runtime.call(take)
