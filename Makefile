@@ -23,6 +23,7 @@ test: setup system-packages
 	$(BIN)/pytest
 
 bench: setup system-packages
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -53,6 +53,7 @@ class _Inbound(asyncio.Protocol):
         self.owner = transport
         self.reader = FrameReader()
         self.transport = None
+        self.stalled: list[bytes] = []
 
     def connection_made(self, transport):
         self.transport = transport
@@ -61,6 +62,10 @@ class _Inbound(asyncio.Protocol):
             transport.pause_reading()
 
     def data_received(self, data):
+        if self.owner.paused:           # (uvloop reads a new connection whatever we asked)
+            self.stalled.append(data)
+            self.transport.pause_reading()
+            return
         try:
             messages = self.reader.feed(data)
         except WireError as err:
@@ -185,12 +190,16 @@ class PeerTransport:
     def pause(self, paused: bool) -> None:
         """Stop (or resume) reading peers, as a SIGSTOPped process would."""
         self.paused = paused
-        for conn in self.inbound:
+        for conn in list(self.inbound):
             if conn.transport is not None and not conn.transport.is_closing():
                 if paused:
                     conn.transport.pause_reading()
                 else:
-                    conn.transport.resume_reading()
+                    stalled, conn.stalled = b"".join(conn.stalled), []
+                    if stalled:
+                        conn.data_received(stalled)
+                    if not conn.transport.is_closing():
+                        conn.transport.resume_reading()
 
     def close(self) -> None:
         """Crash-stop: every connection aborts, nothing more is sent."""

@@ -72,6 +72,7 @@ class ClientConnection(asyncio.Protocol):
         self.replica = None                   # ReplicaPeer when this connection is a replica
         self.is_primary_link = False
         self.readonly = False                 # raft: READONLY sent (follower reads)
+        self._stalled: list[bytes] = []       # bytes read while the node was paused
         # flow
         self.pending: deque = deque()
         self.blocked = False
@@ -114,6 +115,12 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data):
         if self.closing:
+            return
+        if self._stopped():
+            # uvloop starts reading a new connection after connection_made, whatever it
+            # asked: bytes that arrive while the node is paused wait here, unread
+            self._stalled.append(data)
+            self.pause_reading()
             return
         now = self.last_interaction = time.time()
         parser = self.parser
@@ -226,12 +233,21 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
 
+    def _stopped(self) -> bool:
+        """The node is paused (a SIGSTOP), or its writers are (this is no replica)."""
+        node = self.node
+        return node.paused or (node.writers_paused and self.replica is None)
+
     def resume_reading(self) -> None:
         """Read again, unless something else still says stop."""
         if (self.transport is not None and not self.transport.is_closing() and not self.blocked
                 and not self.closing and not self.paused_by_gate and not self.held_back
-                and not self.pending and not self.node.paused
-                and not (self.node.writers_paused and self.replica is None)):
+                and not self.pending and not self._stopped()):
+            if self._stalled:
+                stalled, self._stalled = b"".join(self._stalled), []
+                self.data_received(stalled)
+                if self.closing or self.transport.is_closing():
+                    return
             self.transport.resume_reading()
 
     # -- the commit gate ------------------------------------------------------------
