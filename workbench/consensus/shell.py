@@ -187,7 +187,15 @@ class RaftShell:
         if self.stopped:
             return
         self._tick_handle = self.loop.call_later(self.tick_s, self._tick)
-        if self.paused or not self._may_start():
+        if self.paused:
+            return
+        # Keep a connection open to every member, not only to those we talk to now:
+        # followers never write to each other until an election, and a vote request
+        # dropped for want of a connection would cost a whole election timeout.
+        connected = self.transport.connected()
+        for peer in self.core.membership.members - connected - {self.name}:
+            self.transport.dial(peer)
+        if not self._may_start():
             return
         self.core.tick()
         if (self.serving and not self.lease_asked and not self.lever_reads
@@ -205,8 +213,6 @@ class RaftShell:
         if connected >= self.bootstrap.quorum():
             self.fresh = False
             return True
-        for peer in self.bootstrap.voters - {self.name}:
-            self.transport.dial(peer)
         return False
 
     def buffer(self, data: bytes) -> None:
