@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbclient
@@ -14,18 +15,22 @@ TOUR = REPO / "notebooks" / "00-tour.ipynb"
 WRITE_BEHIND = REPO / "notebooks" / "01-write-behind.ipynb"
 SHOOTOUT = REPO / "notebooks" / "02-shootout.ipynb"
 SYNC_REPLICATION = REPO / "notebooks" / "03-sync-replication.ipynb"
-RAFT_SIMULATOR = REPO / "notebooks" / "04-raft-simulator.ipynb"
-NOTEBOOKS = [TOUR, WRITE_BEHIND, SHOOTOUT, SYNC_REPLICATION, RAFT_SIMULATOR]
+RAFT_QUORUM = REPO / "notebooks" / "04-raft-quorum.ipynb"
+RAFT_SIMULATOR = REPO / "notebooks" / "05-raft-simulator.ipynb"
+NOTEBOOKS = [TOUR, WRITE_BEHIND, SHOOTOUT, SYNC_REPLICATION, RAFT_QUORUM, RAFT_SIMULATOR]
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # The last cell of a notebook with live controls: Run All shows the button and leaves
 # the cluster running; pressing it is the clean-up.
 CLEAN_UP = "done = viz.CloseButton(cluster)"
 
 
-def execute(path: Path, *, clean_up: bool = False):
+def execute(path: Path, *, clean_up: bool = False, probe: str | None = None):
     """Run every cell of ``path`` in a fresh python3 kernel started in the repo root;
-    with ``clean_up``, then press the notebook's clean-up button, as a reader would."""
+    then run ``probe`` (code whose output a test reads), and with ``clean_up`` press the
+    notebook's clean-up button, as a reader would."""
     nb = nbformat.read(path, as_version=4)
+    if probe is not None:
+        nb.cells.append(new_code_cell(probe))
     if clean_up:
         nb.cells.append(new_code_cell("assert not cluster.closed, 'Run All closed the cluster'\n"
                                       "done.click()"))
@@ -194,6 +199,70 @@ def test_sync_replication_runs_and_reaches_its_verdicts():
     assert executed.isdigit() and committed == executed
     kills = widgets_with_class(nb, "ButtonModel", "wb-kill")
     assert len(kills) == 3 and not all(kill["disabled"] for kill in kills), kills
+    assert no_bokeh_set_up_cell(nb)
+
+
+def number(pattern: str, text: str) -> int:
+    """The integer ``pattern``'s one group matched in ``text``."""
+    found = re.search(pattern, text)
+    assert found, f"{pattern!r} not in {text!r}"
+    return int(found.group(1))
+
+
+# What the Raft panel shows once Run All is done, printed before the clean-up button is
+# pressed: the roles of its rows and its sentence about writes.
+RAFT_PANEL_PROBE = ("print('PANEL', sorted(row['role'].value for row in raft_view.rows.values()),"
+                    " '|', raft_view.status.value)")
+
+
+@pytest.mark.notebook
+def test_raft_quorum_runs_reaches_its_verdicts_and_cleans_up():
+    """One Run All (about a minute), then the clean-up button: every part's verdict comes
+    from a recorded history, both levers are caught and silent when off; the panel
+    followed the shard to four nodes, and turned off when the cluster closed."""
+    nb = execute(RAFT_QUORUM, probe=RAFT_PANEL_PROBE, clean_up=True)
+
+    lines = verdicts(nb)
+    by_part = {line.split(")")[0].removeprefix("VERDICT ("): line for line in lines}
+    assert sorted(by_part) == list("abcdefgh"), outputs_text(nb)
+    assert len(lines) == 16          # each part's verdict, then all of them again at the end
+    for part in "abcdef":            # the live parts: nothing acknowledged lost, all clean
+        line = by_part[part]
+        assert re.search(r" 0 of \d+ acknowledged writes lost, 0 dirty and 0 stale reads, "
+                         r"linearizable True", line), line
+        assert number(r" 0 of (\d+) acknowledged writes lost", line) > 50, line
+    assert number(r"moved by (\d+) entries on all 3 nodes", by_part["a"]) > 0
+    assert number(r"won term (\d+)", by_part["b"]) >= 2
+    assert "outcome unknown" in by_part["c"] or "closed" in by_part["c"], by_part["c"]
+    assert number(r"rolling back (\d+) entries", by_part["c"]) >= 1
+    assert number(r"ended unknown, (\d+) ok, 0 ever seen", by_part["c"]) == 0
+    assert "promoted to voter" in by_part["d"] and "voters n1, n2, n3, n4" in by_part["d"]
+    assert "2 of 4 voters (a majority is 3)" in by_part["e"] and "CLUSTERDOWN" in by_part["e"]
+    assert number(r"with 3 killed (\d+);", by_part["f"]) == 0
+    assert number(r"with 2 killed (\d+) writes", by_part["f"]) > 50
+    # the levers: each anomaly named when on, none when off
+    g, h = by_part["g"], by_part["h"]
+    assert number(r"noop=yes: (\d+) stale reads", g) > 0 and "stale reads, linearizable False" in g
+    assert "lever off: 0 stale reads, linearizable True" in g, g
+    assert number(r"timeout=yes: \d+ writes failed definitely, (\d+) aborted reads", h) > 0
+    assert h.endswith(", 0 failed, 0 aborted reads"), h
+
+    # Before the clean-up the panel showed the shard of four nodes it had followed (n4
+    # added in part d): one leader serving, three followers.
+    [panel] = [line for line in outputs_text(nb).splitlines() if line.startswith("PANEL")]
+    assert panel.startswith("PANEL ['follower', 'follower', 'follower', 'leader'] | "), panel
+    assert "a write is acknowledged once 3 of 4 voters stored it (4 running)" in panel
+    # The rows start at "–": roles in the recorded widget state came through the pump.
+    # After the clean-up button every row says CLOSED and every button is off.
+    assert labels_with_class(nb, "wb-raft-role") == ["CLOSED"] * 4
+    [status] = labels_with_class(nb, "wb-raft-status")
+    assert status.startswith("the cluster is closed"), status
+    buttons = [state for css in ("wb-raft-kill", "wb-raft-restart", "wb-raft-remove", "wb-raft-add")
+               for state in widgets_with_class(nb, "ButtonModel", css)]
+    assert len(buttons) == 13 and all(button["disabled"] for button in buttons)
+    [log] = widgets_with_class(nb, "HTMLModel", "wb-raft-log")
+    assert "cluster closed: n1, n2, n3, n4 shut down on purpose (not a crash)" in log["value"]
+    assert labels_with_class(nb, "wb-node-status") == ["CLOSED"] * 4     # the control panel, n4 too
     assert no_bokeh_set_up_cell(nb)
 
 

@@ -15,11 +15,14 @@ from IPython.utils.capture import capture_output
 import workbench as wb
 from conftest import wait_for
 from workbench import events as ev
-from workbench.viz import (CloseButton, ControlPanel, GatePanel, OffsetChart, SyncPanel, UiPump,
-                           show_figure)
+from workbench.viz import (CloseButton, ControlPanel, GatePanel, OffsetChart, RaftPanel,
+                           SyncPanel, UiPump, show_figure)
 from workbench.viz.bokehjs import LOAD_MIME_TYPE
 from workbench.viz.charts import lost_writes_figure
+from workbench.viz import raft_chart, raft_live
 from workbench.viz.pump import EVENTS, SNAPSHOT
+from workbench.viz.raft_chart import RaftChart
+from workbench.viz.raft_live import describe_raft, raft_view
 from workbench.viz.sync import SYNC, status, sync_state
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -48,6 +51,8 @@ class PageMirror:
         if event.kind == "ColumnsStreamed":
             for name, values in event.data.items():
                 page[name].extend(values)
+                if event.rollover is not None:       # BokehJS drops the oldest rows too
+                    del page[name][:-event.rollover]
         elif event.kind == "ColumnsPatched":
             for name, patches in event.patches.items():
                 for row, value in patches:
@@ -345,6 +350,28 @@ def test_async_and_aof_viewers_have_no_sync_parts():
         cluster.close()
 
 
+def test_the_control_panel_follows_nodes_added_and_removed():
+    """A node added gets a card, a node removed loses its; a raft card says whom it
+    follows, in which term."""
+    cluster = wb.Cluster(mode="raft", nodes=3)
+    try:
+        pump = UiPump.for_cluster(cluster)
+        panel = ControlPanel(cluster, pump)
+        leader = cluster.primary().name
+        follower = next(n for n in cluster.names if n != leader)
+        until(lambda: panel.cards[follower].link.value == f"follows {leader}, term 1",
+              timeout=5, pump=pump, what="the follower's card")
+        added = cluster.add_node()
+        until(lambda: list(panel.cards) == cluster.names, timeout=5, pump=pump,
+              what="a card for the added node")
+        cluster.remove_node(follower)
+        until(lambda: list(panel.cards) == cluster.names and added.name in panel.cards,
+              timeout=5, pump=pump, what="the removed node's card to go")
+        assert len(panel.card_row.children) == 3
+    finally:
+        cluster.close()
+
+
 def test_sync_state_names_an_old_primary_and_an_unreachable_node():
     """The pure part of the sampler: a node that still says "master" while the monitors
     named another primary is the old primary (a split brain); a node that did not answer
@@ -383,3 +410,241 @@ def test_the_sync_panel_brings_bokehjs_before_it(shell):
         assert WIDGET_VIEW in outputs[1]
     finally:
         cluster.close()
+
+
+# -- raft mode: roles, terms, commit indexes, membership ------------------------------------
+
+def raft_rows(panel) -> dict[str, dict[str, str]]:
+    """The values of every row of a RaftPanel, by node and column."""
+    return {name: {field: row[field].value for field in raft_live.FIELDS}
+            for name, row in panel.rows.items()}
+
+
+def roles(panel) -> dict[str, str]:
+    return {name: row["role"] for name, row in raft_rows(panel).items()}
+
+
+def leader_shown(panel) -> str | None:
+    leaders = [name for name, role in roles(panel).items() if role == "leader"]
+    return leaders[0] if len(leaders) == 1 else None
+
+
+@pytest.fixture
+def raft3():
+    with wb.Cluster(mode="raft", nodes=3) as cluster:
+        yield cluster
+
+
+def test_raft_panel_shows_the_shard_and_a_new_leader_after_the_leader_is_killed(raft3):
+    """A row per node with its role, term, indexes and the leader's match index for it,
+    all from raft_state() through the pump; kill the leader with its row's button and the
+    panel shows it down, a new leader elected in a higher term, the election in the log
+    and on the chart; restart it and it follows the new leader."""
+    pump = UiPump.for_cluster(raft3)
+    panel = RaftPanel(raft3, pump)
+    first = raft3.primary().name
+    client = raft3.client()
+    for i in range(20):
+        client.set(f"k{i}", i)
+    commit = raft3.raft_state()[first]["commit_index"]
+
+    def caught_up() -> bool:
+        rows = raft_rows(panel)
+        return (leader_shown(panel) == first
+                and all(row["commit"] == row["applied"] == str(commit) for row in rows.values()))
+    until(caught_up, timeout=5, pump=pump, what="the panel to show the writes committed everywhere")
+    rows = raft_rows(panel)
+    for name, row in rows.items():
+        assert row["term"] == "1" and row["leader"] == first and row["member"] == "voter"
+        assert row["match"] == ("(the leader)" if name == first else str(commit)), row
+    assert sorted(roles(panel).values()) == ["follower", "follower", "leader"]
+    assert panel.status.value == (f"{first} leads term 1: a write is acknowledged once 2 of 3 "
+                                  "voters stored it (3 running)")
+    assert panel.voters.value == "3: n1, n2, n3  (a majority is 2; 3 running)"
+    assert panel.rows[first]["role"].style.background == raft_live.ROLE_FILL["leader"]
+
+    panel.rows[first]["kill"].click()
+    until(lambda: leader_shown(panel) not in (None, first), timeout=10, pump=pump,
+          what="a new leader on the panel")
+    second = leader_shown(panel)
+    assert raft_rows(panel)[first]["role"] == "down"
+    assert int(raft_rows(panel)[second]["term"]) >= 2
+    assert panel.rows[first]["kill"].disabled and not panel.rows[first]["restart"].disabled
+    until(lambda: any(f"{second} won the election" in line for line in panel.log_lines),
+          timeout=5, pump=pump, what="the election in the log")
+    assert any(f"{first} crashed (killed)" in line for line in panel.log_lines)
+    marks = list(panel.chart.marks.data["text"])
+    assert f"{first} killed" in marks and any(m.startswith(f"{second} leads term") for m in marks)
+    # the lanes: the killed node's segment is down, the winner's last is leader
+    lanes = {k: list(v) for k, v in panel.chart.lanes.data.items()}
+    mine = [role for node, role in zip(lanes["node"], lanes["role"]) if node == first]
+    assert mine[-1] == "down" and "leader" in mine
+
+    panel.rows[first]["restart"].click()
+    until(lambda: raft_rows(panel)[first]["role"] == "follower"
+          and raft_rows(panel)[first]["leader"] == second, timeout=10, pump=pump,
+          what=f"{first} back as a follower of {second}")
+    timeline = panel.timeline()
+    assert timeline.nodes == ["n1", "n2", "n3"]
+    assert "down" in [role for _, _, role in timeline.segments(first)]
+    panel.timeline_figure(title="killed and back")        # the simulator's picture draws it
+
+
+def test_raft_panel_follows_a_node_added_and_one_removed(raft3):
+    """The Add button runs cluster.add_node() in the background (the kernel stays free):
+    the new node gets a row, goes from learner to voter, and the log tells both steps once
+    (every member reports them). Removing a node takes its row away."""
+    pump = UiPump.for_cluster(raft3)
+    panel = RaftPanel(raft3, pump)
+    until(lambda: leader_shown(panel) is not None, timeout=5, pump=pump, what="a leader")
+
+    panel.add.click()
+    assert panel.add.disabled, "one membership change at a time"
+    until(lambda: raft_rows(panel).get("n4", {}).get("member") == "voter"
+          and not panel.add.disabled, timeout=15, pump=pump, what="n4 shown as a voter")
+    assert list(panel.rows) == ["n1", "n2", "n3", "n4"]
+    assert panel.voters.value == "4: n1, n2, n3, n4  (a majority is 3; 4 running)"
+    log = "\n".join(panel.log_lines)
+    assert log.count("membership: n4 joined as a learner") == 1, log
+    promoted = "membership: n4 promoted to voter: voters n1, n2, n3, n4, a majority is 3"
+    assert log.count(promoted) == 1, log
+    assert "add a node: done (n4)" in log
+    assert [m for m in panel.chart.marks.data["text"] if m.startswith("n4")] == [
+        "n4 learner", "n4 voter"]
+
+    removed = next(name for name in ("n1", "n2", "n3") if name != leader_shown(panel))
+    panel.rows[removed]["remove"].click()
+    until(lambda: removed not in panel.rows and not panel.add.disabled, timeout=15, pump=pump,
+          what=f"{removed}'s row to go")
+    assert panel.learners.value == "none"
+    assert panel.voters.value.startswith("3: ") and removed not in panel.voters.value
+    assert any(f"membership: {removed} removed" in line for line in panel.log_lines)
+    pump.sample_now()                                   # a sample after the removal
+    lanes = {k: list(v) for k, v in panel.chart.lanes.data.items()}
+    last_end = max(lanes["end"])
+    assert all(end < last_end for node, end in zip(lanes["node"], lanes["end"]) if node == removed)
+
+
+def test_raft_panel_turns_off_when_the_cluster_closes(shell):
+    """Closing the cluster (here with the CloseButton) turns every button of the panel
+    off, and the rows, the status and the log say so; a click that raced the close says
+    the cluster is closed."""
+    cluster = wb.Cluster(mode="raft", nodes=3)
+    try:
+        pump = UiPump.for_cluster(cluster)
+        panel = RaftPanel(cluster, pump)
+        outputs = displayed(shell, lambda: display(panel))      # charts bring BokehJS along
+        assert [LOAD_MIME_TYPE in data for data in outputs] == [True, False]
+        done = CloseButton(cluster, pump)
+        until(lambda: leader_shown(panel) is not None, timeout=5, pump=pump, what="a leader")
+        assert not panel.add.disabled and not panel.rows["n1"]["remove"].disabled
+        done.click()
+    finally:
+        cluster.close()
+
+    assert panel.closed and panel.status.value.startswith("the cluster is closed")
+    assert set(roles(panel).values()) == {"CLOSED"}
+    assert panel.add.disabled
+    assert all(row[button].disabled for row in panel.rows.values()
+               for button in ("kill", "restart", "remove"))
+    assert "cluster closed: n1, n2, n3 shut down on purpose (not a crash)" in panel.log_lines[-1]
+    assert list(panel.chart.marks.data["text"])[-1] == "cluster closed"
+    panel.act("kill n1", cluster.nodes[0].kill)
+    assert panel.log_lines[-1].endswith("kill n1: the cluster is closed: its nodes are stopped, "
+                                        "so the buttons are off")
+
+
+def test_raft_panel_is_for_raft_clusters(aof_node):
+    with pytest.raises(ValueError, match="mode 'raft'"):
+        RaftPanel(aof_node)
+
+
+def node_state(role, term, commit, *, leader=None, voters=("n1", "n2", "n3"), match=None,
+               serving=True, last=None):
+    return {"alive": True, "role": role, "term": term, "leader": leader, "commit_index": commit,
+            "applied_index": commit, "last_index": commit if last is None else last,
+            "first_index": 1, "voters": list(voters), "learners": [], "serving": serving,
+            "match": match or {}, "log_terms": []}
+
+
+DOWN_NODE = {"alive": False}
+
+
+def test_raft_view_says_what_writes_do():
+    """The pure part of the panel: who leads (the newest term's leader, as
+    cluster.primary() says), a leader of an older term that does not know yet, the leader's
+    match index on each follower's row, and the sentence about writes."""
+    state = {"n1": node_state("leader", 2, 40, leader="n1", match={"n2": 40, "n3": 37}, last=41),
+             "n2": node_state("follower", 2, 40, leader="n1"),
+             "n3": node_state("follower", 2, 37, leader="n1")}
+    view = raft_view(state)
+    assert view["leader"] == "n1" and view["majority"] == 2
+    assert view["rows"]["n2"]["match"] == 40 and view["rows"]["n2"]["behind"] == 1
+    assert view["rows"]["n3"]["behind"] == 4 and view["rows"]["n1"]["match"] is None
+    assert view["status"] == ("n1 leads term 2: a write is acknowledged once 2 of 3 voters "
+                              "stored it (3 running)")
+
+    cut_off = {**state, "n1": node_state("leader", 2, 40, leader="n1"),
+               "n2": node_state("leader", 3, 41, leader="n2"),
+               "n3": node_state("follower", 3, 41, leader="n2")}
+    view = raft_view(cut_off)
+    assert view["leader"] == "n2" and view["stale_leaders"] == ["n1"]
+    assert view["status"].startswith("n2 leads term 3; n1 (term 2) still believes it leads")
+
+    fresh = {**state, "n1": node_state("leader", 3, 40, leader="n1", serving=False)}
+    assert raft_view(fresh)["status"].startswith("n1 won term 3: it serves once its first entry")
+
+    lost = {"n1": node_state("candidate", 5, 40), "n2": DOWN_NODE, "n3": DOWN_NODE}
+    view = raft_view(lost)
+    assert view["leader"] is None and view["rows"]["n2"]["role"] == "down"
+    assert view["status"].startswith("no leader: 1 of 3 voters running, a majority is 2")
+    electing = {**lost, "n2": node_state("follower", 5, 40)}
+    assert raft_view(electing)["status"].startswith("no leader: an election is running")
+
+
+def test_raft_log_lines_in_the_domain_s_words():
+    assert describe_raft(ev.RaftRoleChanged("n2", role="leader", term=3, leader="n2")) == (
+        "n2 won the election: leader of term 3")
+    assert describe_raft(ev.RaftRoleChanged("n3", role="follower", term=3, leader="n2")) is None
+    assert describe_raft(ev.RaftSteppedDown(
+        "n1", term=2, disconnected_clients=1, discarded_entries=2, rollback_ms=0.25)) == (
+        "n1 stepped down (term 2): 2 uncommitted entries rolled back in 0.2 ms, 1 held clients "
+        "disconnected (outcome unknown)")
+    assert describe_raft(ev.RaftMembershipChanged(
+        "n1", action="promote", member="n4", voters=("n1", "n2", "n3", "n4"), learners=())) == (
+        "membership: n4 promoted to voter: voters n1, n2, n3, n4, a majority is 3")
+    assert describe_raft(ev.RaftCommitted("n1", commit_index=9, entries=1, term=1)) is None
+    assert describe_raft(ev.Partitioned("network", groups=(), one_way=(("n1", "n2"),))) == (
+        "one-way cut: what n1 sends to n2 is lost")
+    assert describe_raft(ev.Healed("network")).startswith("network healed")
+
+
+def test_raft_chart_keeps_the_page_in_step_when_old_rows_roll_over(monkeypatch):
+    """The lanes stretch each node's open segment with a patch and open a new one when
+    its role changes; old segments roll over. A patch must still hit the right row after
+    the rows shifted, in the kernel's copy and in the page's (mirrored as jupyter_bokeh's
+    view behaves)."""
+    monkeypatch.setattr(raft_chart, "MAX_SEGMENTS", 5)
+    chart = RaftChart(started=0.0, history=4)
+    page = PageMirror(chart.widget)
+    cycle = ["follower", "candidate", "leader", "down"]
+    for step in range(40):
+        rows = {}
+        for index, name in enumerate(("n1", "n2", "n3")):
+            role = cycle[(step // (index + 2)) % len(cycle)]
+            down = role == "down"
+            rows[name] = {"role": role, "term": None if down else 1 + step // 4,
+                          "commit": None if down else step}
+        if step >= 20:
+            rows.pop("n3")                        # removed: its lane ends
+        chart.add_sample(step * 0.2, rows)
+        lanes = page.of(chart.lanes)
+        assert lanes == {k: list(v) for k, v in chart.lanes.data.items()}
+        assert len(lanes["start"]) <= 5
+        for name, row in chart._open.items():     # each open segment is the node's newest
+            assert lanes["node"][row] == name and lanes["role"][row] == rows[name]["role"]
+            assert lanes["end"][row] == step * 0.2
+        steps = page.of(chart.steps)
+        assert steps == {k: list(v) for k, v in chart.steps.data.items()}
+        assert len(steps["t1"]) <= 4 * len(rows)
+    assert "n3" not in chart._open

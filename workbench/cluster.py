@@ -519,7 +519,7 @@ class Cluster:
                     follows = core.leader_id not in (None, n.name)
                     link = "following" if follows else None if s.raft.serving else "waiting"
                     out[n.name].update(
-                        link=link, epoch=core.term,
+                        raft=True, link=link, epoch=core.term,
                         primary=core.leader_id if follows else "a leader it can trust",
                         monitor_primary=core.leader_id)
             out["_partition"] = self.network.groups if self.network else ()

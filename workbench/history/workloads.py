@@ -28,6 +28,7 @@ shootout grow past 2 GB.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import threading
 import time
@@ -103,7 +104,9 @@ def classify(error: Exception) -> str:
         if "outcome unknown" in text:
             return "info"  # sync: NOREPLICAS for a held write that timed out after it ran
         prefix = text.split(" ", 1)[0]
-        if isinstance(error, redis.ReadOnlyError) or prefix in DEFINITE_ERRORS:
+        # redis-py strips the prefix of the errors it has a class for
+        if (isinstance(error, (redis.ReadOnlyError, redis.exceptions.ClusterDownError))
+                or prefix in DEFINITE_ERRORS):
             return "fail"
     return "info"          # timeouts, dropped connections, MISCONF for a held write...
 
@@ -287,7 +290,9 @@ def run_clients(cluster, workload: str, *, duration: float, clients: int = 4, ke
         raise ValueError(f"unknown workload {workload!r}; accepted: {', '.join(WORKLOADS)}")
     rng = random.Random(seed)
     recorder = Recorder()
-    key_names = [f"{workload}:{i}" for i in range(keys)]
+    # a fresh run of keys: a second run on the same cluster must not read the first's values
+    run_id = os.urandom(3).hex()
+    key_names = [f"{workload}:{run_id}:{i}" for i in range(keys)]
     stop = threading.Event()
     values = itertools.count()
     threads = [Client(cluster, recorder, workload, key_names, random.Random(rng.random()), stop,

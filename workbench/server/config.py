@@ -163,7 +163,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
                 "without confirming it still leads (no entry of its term committed, no lease, "
                 "no quorum round, no check-quorum step-down): stale reads, the class of "
                 "Redis-Raft #19 (Jepsen 2020)"),
-    Setting("raft-bug-definite-timeout", _yes_no, "no",
+    Setting("raft-bug-definite-timeout", _yes_no, "no", mutable=False,
             doc="raft, a teaching lever (unsafe): a write that times out is answered with a "
                 "definite NOREPLICAS error though it may still commit: aborted reads, the class "
                 "of Redis-Raft #23"),

@@ -11,6 +11,9 @@
     sync = wb.Cluster(mode="sync", nodes=3)
     viz.SyncPanel(sync)          # who the primary waits for, acked offsets, held replies
 
+    shard = wb.Cluster(mode="raft", nodes=3)
+    viz.RaftPanel(shard)         # roles, terms, commit indexes, elections, membership
+
 Node threads never touch a widget: everything they produce reaches the screen through
 one :class:`UiPump` per cluster (see :mod:`workbench.viz.pump`). Every chart brings
 BokehJS along (see :mod:`workbench.viz.bokehjs`): no ``output_notebook()`` cell needed.
@@ -21,6 +24,7 @@ from .charts import OffsetChart, lost_writes_figure, node_colour
 from .gate import GatePanel
 from .panel import CloseButton, ControlPanel
 from .pump import UiPump
+from .raft_live import RaftPanel
 from .sync import SyncPanel
 
 
@@ -36,5 +40,5 @@ def show(cluster):
     return panel, chart
 
 
-__all__ = ["ChartWidget", "CloseButton", "ControlPanel", "GatePanel", "OffsetChart", "SyncPanel",
-           "UiPump", "lost_writes_figure", "node_colour", "show", "show_figure"]
+__all__ = ["ChartWidget", "CloseButton", "ControlPanel", "GatePanel", "OffsetChart", "RaftPanel",
+           "SyncPanel", "UiPump", "lost_writes_figure", "node_colour", "show", "show_figure"]

@@ -16,6 +16,9 @@ def describe(event) -> str | None:
     """One line of the log for an event, in the domain's words (``None``: not shown)."""
     kind = event.kind
     if kind == "Partitioned":
+        if event.one_way:
+            return "one-way cut: " + ", ".join(f"what {src} sends to {dst} is lost"
+                                               for src, dst in event.one_way)
         return "network partitioned: " + " | ".join(
             "[" + ", ".join(group) + "]" for group in event.groups)
     if kind == "Healed":
@@ -32,6 +35,8 @@ def describe(event) -> str | None:
     if kind == "RoleChanged":
         if event.role == "master":
             return f"{event.node} is now a primary"
+        if event.primary is None:
+            return f"{event.node} is no primary any more"
         return f"{event.node} now replicates from {event.primary}"
     if kind == "ReplicaLinkChanged":
         if event.full_sync:
@@ -61,6 +66,30 @@ def describe(event) -> str | None:
     if kind == "WriteTimedOut":
         return (f"{event.node}: a write (offset {event.offset}) was not acknowledged in time: "
                 f"NOREPLICAS, outcome unknown (committed offset {event.committed_offset})")
+    if kind == "RaftRoleChanged":
+        if event.role == "leader":
+            return f"{event.node} won the election: leader of term {event.term}"
+        if event.role == "candidate":
+            return f"{event.node} stands for election in term {event.term}"
+        if event.role == "learner":
+            return (f"{event.node} is a learner: it copies {event.leader or 'the leader'}'s "
+                    "log, without a vote")
+        return None                         # followers: the leader's line says it
+    if kind == "RaftSteppedDown":
+        return (f"{event.node} stepped down (term {event.term}): {event.discarded_entries} "
+                f"uncommitted entries rolled back in {event.rollback_ms:.1f} ms, "
+                f"{event.disconnected_clients} held clients disconnected (outcome unknown)")
+    if kind == "RaftMembershipChanged":
+        voters = ", ".join(event.voters)
+        if event.action == "add_learner":
+            return f"membership: {event.member} joined as a learner (voters still {voters})"
+        if event.action == "promote":
+            return (f"membership: {event.member} promoted to voter: voters {voters}, a majority "
+                    f"is {len(event.voters) // 2 + 1}")
+        return f"membership: {event.member} removed: voters {voters}"
+    if kind == "RaftSnapshotInstalled":
+        return (f"{event.node} installed the leader's snapshot (up to index {event.index}, "
+                f"{event.bytes} bytes) instead of replaying the log")
     if kind == "Note":
         return event.text
     if kind == "ClusterClosed":

@@ -95,8 +95,14 @@ class NodeCard(widgets.VBox):
             self.key_count.value = str(state["keys"])
             fsynced = state["aof_fsynced"]
             self.aof_fsynced.value = "AOF off" if fsynced is None else f"{fsynced} bytes"
-            self.link.value = (f"{state['link']} to {state['primary']}" if state["link"]
-                               else "— (serves writes)")
+            if state.get("raft"):
+                self.link.value = (f"leads term {state['epoch']}" if state["link"] is None
+                                   else f"follows {state['primary']}, term {state['epoch']}"
+                                   if state["link"] == "following"
+                                   else f"no leader yet, term {state['epoch']}")
+            else:
+                self.link.value = (f"{state['link']} to {state['primary']}" if state["link"]
+                                   else "— (serves writes)")
         else:
             self.status.value = "KILLED"
             self.status.style.text_color = ROLE_COLOURS["KILLED"]
@@ -135,6 +141,7 @@ class ControlPanel(widgets.VBox):
         self.cluster = cluster
         self.closed = False
         sync = getattr(cluster, "mode", None) == "sync"
+        self.sync = sync
         self.cards = {node.name: NodeCard(self, node, sync=sync) for node in cluster.nodes}
         self.network = widgets.HTML("<i>network: waiting for the first snapshot…</i>")
         self.network.add_class("wb-cluster-status")
@@ -152,7 +159,7 @@ class ControlPanel(widgets.VBox):
         self.event_log = widgets.HTML(self._render_log())
         self.event_log.add_class("wb-event-log")
         super().__init__([
-            widgets.HBox(list(self.cards.values())),
+            self._card_row(),
             widgets.HBox([partition, heal, self.network],
                          layout=widgets.Layout(align_items="center", margin="6px 0")),
             self.event_log,
@@ -201,6 +208,7 @@ class ControlPanel(widgets.VBox):
     def _apply_snapshot(self, snapshot: dict) -> None:
         if self.closed:
             return
+        self._follow_membership(snapshot)
         for name, card in self.cards.items():
             card.show(snapshot[name])
         groups = snapshot["_partition"]
@@ -209,6 +217,20 @@ class ControlPanel(widgets.VBox):
             self.network.value = f"<b style='color:#c62828'>network: partitioned {parts}</b>"
         else:
             self.network.value = "network: whole"
+
+    def _card_row(self) -> widgets.HBox:
+        self.card_row = widgets.HBox(list(self.cards.values()))
+        return self.card_row
+
+    def _follow_membership(self, snapshot: dict) -> None:
+        """Nodes added since the last snapshot get a card; removed ones lose theirs."""
+        names = [name for name in snapshot if not name.startswith("_")]
+        if list(self.cards) == names:
+            return
+        by_name = {node.name: node for node in self.cluster.nodes}
+        self.cards = {name: self.cards.get(name) or NodeCard(self, by_name[name], sync=self.sync)
+                      for name in names if name in self.cards or name in by_name}
+        self.card_row.children = tuple(self.cards.values())
 
     def _apply_sync(self, state: dict) -> None:
         if self.closed:

@@ -42,7 +42,7 @@ EVENTS = "events"       # key of the stream of cluster events worth showing
 
 # Events a viewer never shows: one per write, they would swamp every log and queue.
 NOISY_EVENTS = frozenset({"CommandExecuted", "ReplicaAcked", "FsyncStarted", "FsyncDone",
-                          "ReplyHeld", "RepliesReleased", "KeysCommitted"})
+                          "ReplyHeld", "RepliesReleased", "KeysCommitted", "RaftCommitted"})
 
 
 def _ipython():
