@@ -356,11 +356,7 @@ class Cluster:
         if primary is None:
             raise RuntimeError("no primary to replicate from right now (a failover in "
                                "progress?); try again once c.primary() answers")
-        index = 1
-        while (f"n{index}" in self.names
-               or os.path.exists(os.path.join(self.data_dir, f"n{index}"))):
-            index += 1
-        name = f"n{index}"
+        name = self._next_name()
         node = Node(self, name, os.path.join(self.data_dir, name), self._node_configs)
         monitors = [n.monitor for n in self.nodes if n.monitor is not None]
         source = max(monitors, key=lambda m: m.epoch, default=None)
@@ -436,11 +432,24 @@ class Cluster:
         node.log("removed from the cluster")
         self.events.publish(NodeRemoved(node.name, was_eligible=was_eligible))
 
+    def _next_name(self) -> str:
+        """The next ``n<i>`` never used in this data dir: a removed node's name stays its own."""
+        index = 1
+        while (f"n{index}" in self.names
+               or os.path.exists(os.path.join(self.data_dir, f"n{index}"))):
+            index += 1
+        return f"n{index}"
+
     async def _forget(self, node: Node) -> None:
-        """``node`` is no member any more: not for the monitors, the cluster, the network."""
+        """``node`` is no member any more: not for the monitors or the Raft peers, the
+        cluster, the network."""
         for other in self.nodes:
-            if other.monitor is not None and other is not node:
+            if other is node:
+                continue
+            if other.monitor is not None:
                 other.monitor.remove_member(node.name)
+            if other.server is not None and other.server.raft is not None:
+                other.server.raft.transport.forget(node.name)
         if node in self.nodes:
             self.nodes.remove(node)
         if node.name in self.names:

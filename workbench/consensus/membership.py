@@ -43,11 +43,6 @@ def _leader(cluster):
     return cluster._primary_on_loop()
 
 
-def _committed_everywhere(cluster, index: int) -> bool:
-    leader = _leader(cluster)
-    return leader is not None and leader.server.raft.core.commit_index >= index
-
-
 async def _propose(cluster, action: str, member: str, deadline: float) -> int:
     """Propose one step through whoever leads now (retrying while a leader is being
     elected or its term's first entry is not committed yet); wait until it commits."""
@@ -82,11 +77,7 @@ async def add_node(cluster, timeout: float):
     if _leader(cluster) is None:
         raise RuntimeError("no Raft leader right now (an election in progress?); try again "
                            "once c.primary() answers")
-    index = 1
-    while (f"n{index}" in cluster.names
-           or os.path.exists(os.path.join(cluster.data_dir, f"n{index}"))):
-        index += 1
-    name = f"n{index}"
+    name = cluster._next_name()
     node = Node(cluster, name, os.path.join(cluster.data_dir, name), cluster._node_configs)
     node.reserve_raft_port()
     cluster.nodes.append(node)
@@ -102,16 +93,14 @@ async def add_node(cluster, timeout: float):
             leader = _leader(cluster)
             if leader is None or node.server is None:
                 return False
-            core = leader.server.raft.core
-            try:
-                return core.progress(name)[0] >= core.commit_index
-            except (NotLeader, KeyError):
-                return False
+            raft = leader.server.raft
+            return raft.match_indexes().get(name, -1) >= raft.core.commit_index
         await _until(caught_up, deadline, f"learner {name} to catch up with the leader")
         await _propose(cluster, "promote", name, deadline)
         node.log("promoted to voter")
     except BaseException:
-        await _forget(cluster, node)
+        await node._kill(False, removed=True)
+        await cluster._forget(node)
         raise
     return node
 
@@ -129,7 +118,8 @@ async def remove_node(cluster, node, timeout: float) -> None:
             voters = raft.core.membership.voters - {name}
             if not voters:
                 raise ValueError(f"cannot remove {name}: it is the shard's last voter")
-            target = max(voters, key=lambda peer: _match(raft, peer))
+            match = raft.match_indexes()
+            target = max(voters, key=lambda peer: match.get(peer, -1))
             if raft.core.transferee is None:
                 node.log(f"handing leadership to {target} before leaving")
                 raft.transfer(target)
@@ -138,25 +128,6 @@ async def remove_node(cluster, node, timeout: float) -> None:
         await asyncio.sleep(_POLL)
     await _propose(cluster, "remove", name, deadline)
     await node._kill(False, removed=True)
-    await _forget(cluster, node)
+    await cluster._forget(node)
     node.log("removed from the shard")
     cluster.events.publish(ev.NodeRemoved(name, was_eligible=False))
-
-
-def _match(raft, peer: str) -> int:
-    try:
-        return raft.core.progress(peer)[0]
-    except (NotLeader, KeyError):
-        return -1
-
-
-async def _forget(cluster, node) -> None:
-    await node._kill(False, removed=True)
-    for other in cluster.nodes:
-        if other.server is not None and other.server.raft is not None and other is not node:
-            other.server.raft.transport.forget(node.name)
-    if node in cluster.nodes:
-        cluster.nodes.remove(node)
-    if node.name in cluster.names:
-        cluster.names.remove(node.name)
-    await cluster.network.remove_node(node.name)

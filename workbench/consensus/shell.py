@@ -63,6 +63,8 @@ from ..raft import (ConfigChange, EntryKind, Membership, NotLeader, RaftConfig, 
 from ..resp import ReplyError, RequestParser
 from ..store import snapshot as keyspace_snapshot
 from ..storage.raft_log import RaftStorage
+from ..server import gating
+from ..server.persistence import StreamClient
 from .transport import PeerTransport
 
 # A Raft snapshot's data: this header (format, replication offset at its index), then the
@@ -116,7 +118,7 @@ class RaftShell:
         self.executed_through = 0                   # the last entry whose effects are in the keyspace
         self.pending: list[bytes] = []              # this turn's writes, not yet an entry
         self.applying = False
-        self.apply_client = None
+        self.apply_client = StreamClient()        # runs committed entries; replies go nowhere
         self.reads: ReadRound | None = None         # this turn's reads, not yet asked
         self.lease_until = 0.0
         self.lease_asked = False
@@ -285,7 +287,6 @@ class RaftShell:
                                                      term=core.term))
             if self.provider is not None:
                 self.provider.committed(core.commit_index)
-                from ..server import gating
                 gating.progress(self.server)
         for state in ready.read_states:
             self._serve_reads(state.context)
@@ -336,14 +337,12 @@ class RaftShell:
         self.provider = RaftProvider(server.repl.offset)
         self.lease_until, self.lease_asked = 0.0, False
         server.repl.stream_db = -1
-        from ..server import gating
         gating.reconcile(server)
         server.log(f"Raft: leading term {core.term} from index {core.commit_index}")
         self.events.publish(ev.RoleChanged(self.name, role="master", primary=None))
 
     def _step_down(self) -> None:
         server = self.server
-        from ..server import gating
         held = len(server.gate.waiting) if server.gate is not None else 0
         if self.reads is not None:
             self._fail_reads(self.reads.reads)
@@ -401,8 +400,8 @@ class RaftShell:
     def _run(self, entry) -> None:
         """Execute a committed entry's commands (their replies go nowhere)."""
         server = self.server
-        from ..server.persistence import StreamClient
-        client = StreamClient()
+        client = self.apply_client
+        client.db, client.multi = 0, None       # every entry starts with its own SELECT
         self.applying = True
         try:
             for argv in RequestParser().feed(entry.data):
@@ -577,15 +576,17 @@ class RaftShell:
                for k, v in self.stats.items()},
         }
 
+    def match_indexes(self) -> dict[str, int]:
+        """On the leader: the last index each other member is known to store ({} elsewhere)."""
+        core = self.core
+        if core.role is not Role.LEADER:
+            return {}
+        return {peer: core.progress(peer)[0]
+                for peer in sorted(core.membership.members - {self.name})}
+
     def snapshot_for_viewers(self) -> dict:
         core = self.core
-        progress = {}
-        if core.role is Role.LEADER:
-            for peer in sorted(core.membership.members - {self.name}):
-                try:
-                    progress[peer] = core.progress(peer)[0]
-                except (NotLeader, KeyError):
-                    pass
+        progress = self.match_indexes()
         return {"role": self.role_name, "term": core.term, "leader": core.leader_id,
                 "commit_index": core.commit_index, "applied_index": self.applied_index,
                 "last_index": core.last_index, "first_index": core.log.first_index,

@@ -142,7 +142,6 @@ class Network:
                             for a, b in itertools.permutations(self.names, 2)}
                            if raft_port_of is not None else {})
         self.groups: tuple = ()
-        self.cut_links: set = set()               # (src, dst) cut one way by cut()
 
     def _every_link(self):
         yield from self.links.items()
@@ -180,7 +179,6 @@ class Network:
         for (a, b), link in self._every_link():
             link.set_cut(side[a] != side[b])
         self.groups = tuple(tuple(g) for g in groups)
-        self.cut_links = set()
         self.events.publish(Partitioned("network", groups=self.groups))
 
     def cut(self, src: str, dst: str) -> None:
@@ -194,14 +192,12 @@ class Network:
         for links in (self.links, self.raft_links):
             if (src, dst) in links:
                 links[(src, dst)].set_cut(True)
-        self.cut_links.add((src, dst))
         self.events.publish(Partitioned("network", groups=(), one_way=((src, dst),)))
 
     def heal(self) -> None:
         for _, link in self._every_link():
             link.set_cut(False)
         self.groups = ()
-        self.cut_links = set()
         self.events.publish(Healed("network"))
 
     async def add_node(self, name: str) -> None:
@@ -230,7 +226,6 @@ class Network:
         for links in (self.links, self.raft_links):
             for key in [k for k in links if name in k]:
                 await links.pop(key).close()
-        self.cut_links = {k for k in self.cut_links if name not in k}
         if self.groups:
             self.groups = tuple(g for g in (tuple(n for n in group if n != name)
                                             for group in self.groups) if g)

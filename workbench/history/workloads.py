@@ -138,11 +138,15 @@ class Client(threading.Thread):
         if primary.name != self.node:
             self.moves += self.node is not None
             self.node = primary.name
-        self.conn = redis.Redis(host="127.0.0.1", port=primary.port, socket_timeout=self.timeout,
+        self._open(primary.port)
+        return True
+
+    def _open(self, port: int) -> None:
+        """A connection that fails fast and never retries: every attempt is one history op."""
+        self.conn = redis.Redis(host="127.0.0.1", port=port, socket_timeout=self.timeout,
                                 password=getattr(self.cluster, "password", None),
                                 socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
                                 decode_responses=True, protocol=2)
-        return True
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -245,10 +249,7 @@ class NodeReader(Client):
         if not node.alive:
             return False
         self.node = node.name
-        self.conn = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=self.timeout,
-                                password=getattr(self.cluster, "password", None),
-                                socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0),
-                                decode_responses=True, protocol=2)
+        self._open(node.port)
         return True
 
     def _choose(self, key: str):

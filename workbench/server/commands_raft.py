@@ -41,23 +41,26 @@ def _not_leader(server) -> ReplyError:
     return ReplyError(f"NOTLEADER {server.name} is not the Raft leader; {where}")
 
 
-def _propose(server, action: str, argv):
+def _on_leader(server, call):
+    """Run ``call(raft)`` if this node leads: ``+OK``, or the error that says why not."""
     refusal = _refusal(server)
     if refusal is not None:
         return refusal
-    member = _member(argv)
-    if action == "add_learner":
-        try:
-            server.node.client_port_of(member) or server.node.raft_address_of(member)
-        except KeyError:
-            return ReplyError(f"ERR unknown node {member!r}: start it first (Cluster.add_node)")
     try:
-        server.raft.propose_change(action, member)
+        call(server.raft)
     except NotLeader:
         return _not_leader(server)
     except ValueError as err:
         return ReplyError(f"ERR {err}")
     return OK
+
+
+def _propose(server, action: str, argv):
+    member = _member(argv)
+    if action == "add_learner" and server.raft is not None \
+            and not server.node.client_port_of(member):
+        return ReplyError(f"ERR unknown node {member!r}: start it first (Cluster.add_node)")
+    return _on_leader(server, lambda raft: raft.propose_change(action, member))
 
 
 @handles("RAFT.ADDLEARNER", 2, "admin noscript", group="raft", since="workbench")
@@ -81,16 +84,7 @@ def remove(server, conn, argv):
 @handles("RAFT.TRANSFER", 2, "admin noscript", group="raft", since="workbench")
 def transfer(server, conn, argv):
     """Hand leadership to a voter once its log is up to date (manual failover)."""
-    refusal = _refusal(server)
-    if refusal is not None:
-        return refusal
-    try:
-        server.raft.transfer(_member(argv))
-    except NotLeader:
-        return _not_leader(server)
-    except ValueError as err:
-        return ReplyError(f"ERR {err}")
-    return OK
+    return _on_leader(server, lambda raft: raft.transfer(_member(argv)))
 
 
 @handles("READONLY", 1, "fast loading stale", group="cluster", since="3.0.0")

@@ -35,7 +35,7 @@ def _raft_role(server):
     if raft.serving:
         followers = [[name.encode(), b"127.0.0.1", str(server.node.client_port_of(name)).encode(),
                       str(match).encode()]
-                     for name, match in raft.snapshot_for_viewers()["match"].items()]
+                     for name, match in raft.match_indexes().items()]
         return [b"master", offset, followers]
     leader, port = raft.leader_address()
     state = b"connected" if leader and leader != server.name else b"connect"
@@ -184,7 +184,7 @@ def wait(server, conn, argv):
             except ValueError:
                 return ReplyError("ERR value is not an integer or out of range")
         commit = server.raft.core.commit_index
-        return sum(1 for match in server.raft.snapshot_for_viewers()["match"].values()
+        return sum(1 for match in server.raft.match_indexes().values()
                    if match >= commit)
     if server.link is not None:
         return ReplyError("ERR WAIT cannot be used with replica instances. Please also note "

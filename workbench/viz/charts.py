@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 
+import ipywidgets as widgets
 from bokeh.models import ColumnDataSource
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
@@ -145,3 +146,11 @@ def lost_writes_figure(acknowledged: int, survived: int, *, title: str | None = 
     fig.x_range.start = 0
     fig.ygrid.grid_line_color = None
     return fig
+
+
+def label(value: str, *css_classes: str) -> widgets.Label:
+    """A text cell of a viewer's table, with the CSS classes tests and pages find it by."""
+    cell = widgets.Label(value)
+    for css_class in css_classes:
+        cell.add_class(css_class)
+    return cell

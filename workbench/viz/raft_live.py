@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import ipywidgets as widgets
 
 from .bokehjs import display_with_bokehjs
-from .charts import CLOSED_COLOUR, node_colour
+from .charts import CLOSED_COLOUR, label, node_colour
 from .eventlog import describe, render_log
 from .pump import EVENTS, UiPump
 from .raft_chart import HISTORY, MAX_WINDOWS, ROLE_FILL, RaftChart
@@ -225,7 +225,6 @@ class RaftPanel(widgets.VBox):
         self._last_timeout_line = -math.inf
         self._busy: str | None = None            # an add or remove running in its thread
         self._done_key = f"raft-action-{id(self)}"
-        label = self._label
         self.status = label("waiting for the first sample…", "wb-raft-status")
         self.leader = label("–", "wb-raft-fact-leader")
         self.commit_index = label("–", "wb-raft-fact-commit")
@@ -273,17 +272,10 @@ class RaftPanel(widgets.VBox):
     def _ipython_display_(self, **kwargs) -> None:
         display_with_bokehjs(self)
 
-    @staticmethod
-    def _label(value: str, *css_classes: str):
-        label = widgets.Label(value)
-        for css_class in css_classes:
-            label.add_class(css_class)
-        return label
-
     # -- rows: one per node the shard reports ----------------------------------------------
     def _row(self, name: str) -> dict:
         node = widgets.HTML(f"<b style='color:{node_colour(name)}'>{name}</b>")
-        row = {"node": node, **{f: self._label("–", f"wb-raft-{f}", f"wb-raft-{f}-{name}")
+        row = {"node": node, **{f: label("–", f"wb-raft-{f}", f"wb-raft-{f}-{name}")
                                 for f in FIELDS}}
         row["role"].style.font_weight = "bold"
         row["role"].layout.padding = "0 4px"

@@ -34,7 +34,7 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
 from .bokehjs import ChartWidget, display_with_bokehjs
-from .charts import CLOSED_COLOUR, node_colour
+from .charts import CLOSED_COLOUR, label, node_colour
 from .eventlog import log_line, render_log
 from .gate import COMMITTED_COLOUR, EXECUTED_COLOUR, render_held
 from .pump import EVENTS, UiPump
@@ -228,7 +228,6 @@ class SyncPanel(widgets.VBox):
         self.write_timeouts = 0
         self.log_lines: list[str] = []
         self._last_timeout_mark = -math.inf
-        label = self._label
         self.status = label("waiting for the first snapshot…", "wb-sync-status")
         self.primary = label("–", "wb-sync-primary")
         self.executed_offset = label("–", "wb-sync-executed")
@@ -274,17 +273,10 @@ class SyncPanel(widgets.VBox):
     def _ipython_display_(self, **kwargs) -> None:
         display_with_bokehjs(self)
 
-    @staticmethod
-    def _label(value: str, *css_classes: str):
-        label = widgets.Label(value)
-        for css_class in css_classes:
-            label.add_class(css_class)
-        return label
-
     def _row(self, name: str) -> dict:
         node = widgets.HTML(f"<b style='color:{node_colour(name)}'>{name}</b>")
         return {"node": node,
-                **{field: self._label("–", f"wb-sync-{field}", f"wb-sync-{field}-{name}")
+                **{field: label("–", f"wb-sync-{field}", f"wb-sync-{field}-{name}")
                    for field in ("state", "acked", "behind", "own-grant", "recorded")}}
 
     def _build_chart(self, width: int, height: int) -> None:
