@@ -12,11 +12,11 @@ from nbformat.v4 import new_code_cell
 
 REPO = Path(__file__).resolve().parent.parent
 TOUR = REPO / "notebooks" / "00-tour.ipynb"
-WRITE_BEHIND = REPO / "notebooks" / "01-write-behind.ipynb"
-SHOOTOUT = REPO / "notebooks" / "02-shootout.ipynb"
-SYNC_REPLICATION = REPO / "notebooks" / "03-sync-replication.ipynb"
-RAFT_QUORUM = REPO / "notebooks" / "04-raft-quorum.ipynb"
-RAFT_SIMULATOR = REPO / "notebooks" / "05-raft-simulator.ipynb"
+WRITE_BEHIND = REPO / "notebooks" / "02-write-behind.ipynb"
+SHOOTOUT = REPO / "notebooks" / "03-shootout.ipynb"
+SYNC_REPLICATION = REPO / "notebooks" / "04-sync-replication.ipynb"
+RAFT_QUORUM = REPO / "notebooks" / "05-raft-quorum.ipynb"
+RAFT_SIMULATOR = REPO / "notebooks" / "06-raft-simulator.ipynb"
 NOTEBOOKS = [TOUR, WRITE_BEHIND, SHOOTOUT, SYNC_REPLICATION, RAFT_QUORUM, RAFT_SIMULATOR]
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # The last cell of a notebook with live controls: Run All shows the button and leaves

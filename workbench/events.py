@@ -12,7 +12,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 
@@ -228,6 +228,51 @@ class ClusterClosed(Event):
 @dataclass(frozen=True, slots=True)
 class EventsDropped(Event):
     count: int
+
+
+# -- events as plain data: for recordings on disk and for the MQTT stream -----------------
+
+EVENT_SCHEMA = 1   # bump when a field's meaning changes; readers refuse what they don't know
+
+
+def _event_kinds() -> dict:
+    # From the module's names, not Event.__subclasses__(): a slots dataclass is a new
+    # class, and the one it replaced still shows up among the subclasses.
+    return {name: obj for name, obj in globals().items()
+            if isinstance(obj, type) and issubclass(obj, Event)}
+
+
+def _as_lists(value):
+    return [_as_lists(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _as_tuples(value):
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def event_to_dict(event: Event) -> dict:
+    """``{"kind": "NodeKilled", "node": "n1", "time": ..., ...}``: JSON-ready."""
+    data = {"kind": event.kind}
+    for f in fields(event):
+        data[f.name] = _as_lists(getattr(event, f.name))
+    return data
+
+
+def event_from_dict(data: dict) -> Event:
+    """The inverse of :func:`event_to_dict`; ValueError for an unknown kind or field."""
+    data = dict(data)
+    kind = data.pop("kind", None)
+    cls = _event_kinds().get(kind)
+    if cls is None:
+        raise ValueError(f"unknown event kind {kind!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{kind} has no field {sorted(unknown)[0]!r}")
+    try:
+        return cls(**{name: _as_tuples(value) for name, value in data.items()})
+    except TypeError as e:
+        raise ValueError(f"{kind}: {e}") from None
 
 
 class Subscription:

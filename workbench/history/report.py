@@ -9,7 +9,7 @@
   writes over time, and the checkers' findings with the op indices to look up in the
   history. Bokeh's JavaScript is inlined, so the file opens offline.
 * :func:`layout`  -- the same columns as a Bokeh layout, for ``bokeh.io.show`` in a
-  notebook (``notebooks/02-shootout.ipynb``).
+  notebook (``notebooks/03-shootout.ipynb``).
 
 A long run has tens of thousands of operations; one bar and one dot each would make a
 page of tens of megabytes. Past :data:`MAX_BARS` operations the timeline draws, per
