@@ -14,6 +14,8 @@
     shard = wb.Cluster(mode="raft", nodes=3)
     viz.RaftPanel(shard)         # roles, terms, commit indexes, elections, membership
 
+    viz.SwitchboardPanel()       # one workload; async, WAIT, aof, sync, raft side by side
+
 Node threads never touch a widget: everything they produce reaches the screen through
 one :class:`UiPump` per cluster (see :mod:`workbench.viz.pump`). Every chart brings
 BokehJS along (see :mod:`workbench.viz.bokehjs`): no ``output_notebook()`` cell needed.
@@ -25,6 +27,7 @@ from .gate import GatePanel
 from .panel import CloseButton, ControlPanel
 from .pump import UiPump
 from .raft_live import RaftPanel
+from .switchboard import SwitchboardPanel
 from .sync import SyncPanel
 
 
