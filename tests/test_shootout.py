@@ -42,8 +42,13 @@ def test_dirty_reads_fire_on_the_cut_off_primary(results):
     0, also in async under split-brain, where the clients keep reading from the cut-off
     primary (nothing breaks their connections: the partition cuts node-to-node links)
     values that are erased when it rejoins as a replica. async must show dirty reads, all
-    served by the cut-off node after the cut (until it has resynced, after the heal);
-    aof none."""
+    served by the cut-off node, from the cut on (until it has resynced, after the heal);
+    aof none.
+
+    "From the cut on" has a slack of a second (it failed 1 run in ~5): the fault log counts
+    from just before the clients start, the history from their first operation, so the
+    cut maps a little late onto history time; and a write acknowledged just before the cut,
+    not yet replicated, is erased too -- a read of it before the cut was dirty as well."""
     run = by_mode(results, "async")
     start, _, cut_off = partition_window(run)
     history = run["history"]
@@ -51,7 +56,8 @@ def test_dirty_reads_fire_on_the_cut_off_primary(results):
     dirty = run["verdicts"]["dirty-reads"].anomalies
     cited = [history[i] for a in dirty for i in a["ops"] if history[i].type == "invoke"
              and history[i].f in READS]
-    assert cited and all(op.node == cut_off and op.time > start for op in cited)
+    assert cited and all(op.node == cut_off for op in cited)
+    assert all(op.time > start - 1.0 for op in cited), (start, min(op.time for op in cited))
     assert by_mode(results, "aof")["dirty_reads"] == 0
 
 
