@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The Debian packages the tests use for real: redis-cli / redis-benchmark (compatibility),
-# redis-server (the benchmark's reference), chromium (the notebook UI test).
+# redis-server (the benchmark's reference), chromium (the notebook UI test), mosquitto (a
+# real MQTT broker for the review-room bridge; the tests start their own, by PID).
 set -euo pipefail
 need=()
 command -v redis-cli >/dev/null       || need+=(redis-tools)
 command -v redis-server >/dev/null    || need+=(redis-server)
 command -v chromium >/dev/null        || need+=(chromium)
+[ -x /usr/sbin/mosquitto ]            || need+=(mosquitto)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
