@@ -18,6 +18,16 @@ contract order: persist, send, apply. A crash drops everything not on ``disk``:
 crashes the node with its next Ready unwritten -- its votes and entries were never
 durable, and its messages never left.
 
+For a viewer stepping through a run by hand there is a small public surface, pure like the
+rest: :meth:`Simulation.step` handles one event and says what it was (a :class:`SimEvent`),
+:meth:`Simulation.in_flight` lists the messages on the wire with the virtual times they
+were sent and will arrive, :meth:`Simulation.time_out` fires a node's election timer now,
+:meth:`Simulation.drop_next` loses the next message from or to a node, and
+:meth:`Simulation.node_view` is one node's role, term, timer, commit index and log tail as
+plain data. None of them draws from the run's random generators, so a run driven by
+hand is as reproducible as any other: the same calls at the same virtual times give the
+same run.
+
 :class:`~workbench.raft.safety.SafetyChecker` sees every persist, apply and leadership
 and stops the run with a :class:`~workbench.raft.safety.SafetyViolation` (seed and the
 last events included) the moment a safety property fails.
@@ -79,6 +89,41 @@ class Disk:
         return PersistedState(self.hard_state, self.snapshot, tuple(self.entries))
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """A message on the wire: sent at ``sent_ms``, due at ``deliver_ms`` (virtual time).
+    ``lost`` says it will not be delivered as things stand now: its link is cut or its
+    receiver is down (both are judged again when it arrives)."""
+
+    message: Message
+    sent_ms: int
+    deliver_ms: int
+    lost: bool = False
+
+
+@dataclass(frozen=True)
+class SimEvent:
+    """What one :meth:`Simulation.step` did at ``t_ms``.
+
+    ``kind`` is ``"tick"`` (``node``'s clock ticked), ``"deliver"`` (``message`` reached
+    ``node``), ``"lost"`` (it arrived at a cut link or a down node) or ``"dropped"`` (a
+    :meth:`~Simulation.drop_next` rule took it). ``changed`` is False for a tick after
+    which the node had nothing to persist, send or apply -- a timer counting down."""
+
+    t_ms: int
+    kind: str
+    node: str
+    message: Message | None = None
+    changed: bool = True
+
+    @property
+    def quiet(self) -> bool:
+        return self.kind == "tick" and not self.changed
+
+
+DIRECTIONS = ("any", "from", "to")
+
+
 class Livelock(AssertionError):
     """A core kept producing Readies with no new input: ``has_ready()`` must turn False
     once nothing new happens, or its shell would spin forever."""
@@ -99,6 +144,17 @@ class SimNode:
 
     def __repr__(self):
         return f"SimNode({self.id}, {'up' if self.alive else 'down'}, {self.core!r})"
+
+
+def _involves(message: Message, node_id: str, direction: str) -> bool:
+    return ((direction != "to" and message.src == node_id)
+            or (direction != "from" and message.dst == node_id))
+
+
+def _election_timer(core: RaftNode) -> tuple[int, int]:
+    # The core keeps its timer to itself (its shell must not act on it); the simulator,
+    # the core's own test bench, reads it so that a viewer can draw it.
+    return core._election_elapsed, core._randomized_timeout
 
 
 def _encode_state(index: int, digest: bytes) -> bytes:
@@ -133,6 +189,9 @@ class Simulation:
         self.requests_sent = 0                          # RPCs as 6.824 counts them
         self.trace: deque = deque(maxlen=trace_length)
         self.observers: list[Callable[[SimNode, Ready], None]] = []   # called after each Ready
+        self.events_handled = 0                         # steps taken (ticks and deliveries)
+        self.dropped: deque = deque(maxlen=trace_length)   # InFlight taken by drop_next
+        self._drop_rules: list[tuple[str, str]] = []    # (node, direction) waiting for a message
         self._queue: list = []
         self._seq = 0
         self._fingerprint = hashlib.blake2b(digest_size=16)
@@ -219,6 +278,42 @@ class Simulation:
         self.blocked.clear()
         self.disconnected.clear()
         self._log("heal")
+
+    def time_out(self, node_id: str) -> bool:
+        """Fire ``node_id``'s election timer now: it stands for election (a pre-vote first,
+        if configured) as if it had heard no leader for a whole timeout. Returns whether
+        it did -- a leader, a learner or a down node does not."""
+        node = self.nodes[node_id]
+        if not node.alive:
+            return False
+        before = node.core.role
+        self.act(node_id, lambda core: core.campaign())
+        started = node.alive and node.core.role is not before
+        self._log("time out", node_id, "stands" if started else "does not stand")
+        return started
+
+    def drop_next(self, node_id: str, direction: str = "any") -> InFlight | None:
+        """Lose exactly one message ``direction`` (``"from"``, ``"to"`` or ``"any"``)
+        ``node_id``: the one on the wire that would arrive first or, with none on the
+        wire, the first to arrive of those sent later. Returns the message taken now, or
+        None when the rule waits (:attr:`dropped` lists what was taken)."""
+        if node_id not in self.nodes:
+            raise ValueError(f"no node {node_id!r}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+        for item, flight in self._wire():
+            if not flight.lost and _involves(flight.message, node_id, direction):
+                self._queue.remove(item)
+                heapq.heapify(self._queue)
+                self._took(flight)
+                return flight
+        self._drop_rules.append((node_id, direction))
+        self._log("drop next", direction, node_id)
+        return None
+
+    def _took(self, flight: InFlight) -> None:
+        self.dropped.append(flight)
+        self._log("dropped", flight.message)
 
     # -- clients ---------------------------------------------------------------------------
     def leaders(self) -> list[str]:
@@ -316,7 +411,17 @@ class Simulation:
         self.now_ms = end
         return condition()
 
-    def _step(self) -> None:
+    def step(self) -> SimEvent | None:
+        """Handle the next event (a tick or a delivery) and say what it was; None when
+        nothing is left to happen. Virtual time jumps to the event's time."""
+        while self._queue:
+            event = self._step()
+            if event is not None:
+                return event
+        return None
+
+    def _step(self) -> SimEvent | None:
+        """One event off the queue; None for a tick of a node that is down or rebooted."""
         when, _, event = heapq.heappop(self._queue)
         self.now_ms = when
         kind = event[0]
@@ -324,19 +429,31 @@ class Simulation:
             _, node_id, incarnation = event
             node = self.nodes[node_id]
             if not node.alive or node.incarnation != incarnation:
-                return
+                return None
+            self.events_handled += 1
             self._schedule(when + self.tick_ms, event)
             node.core.tick()
+            changed = node.core.has_ready()
             self._drain(node)
-        else:
-            _, message = event
-            node = self.nodes.get(message.dst)
-            if node is None or not node.alive or (message.src, message.dst) in self.blocked:
-                return
-            self._fingerprint.update(repr(message).encode())
-            self._log("recv", message)
-            node.core.step(message)
-            self._drain(node)
+            return SimEvent(when, "tick", node_id, changed=changed)
+        _, message, sent_ms = event
+        self.events_handled += 1
+        node = self.nodes.get(message.dst)
+        if node is None or not node.alive or (message.src, message.dst) in self.blocked:
+            return SimEvent(when, "lost", message.dst, message, changed=False)
+        rule = self._drop_rule_for(message)
+        if rule is not None:
+            self._drop_rules.remove(rule)
+            self._took(InFlight(message, sent_ms, when))
+            return SimEvent(when, "dropped", message.dst, message, changed=False)
+        self._fingerprint.update(repr(message).encode())
+        self._log("recv", message)
+        node.core.step(message)
+        self._drain(node)
+        return SimEvent(when, "deliver", message.dst, message)
+
+    def _drop_rule_for(self, message: Message) -> tuple[str, str] | None:
+        return next((rule for rule in self._drop_rules if _involves(message, *rule)), None)
 
     def _drain(self, node: SimNode) -> None:
         readies = 0
@@ -411,7 +528,7 @@ class Simulation:
             delay = rng.randint(net.min_delay_ms, net.max_delay_ms)
             if net.long_delay_rate and rng.random() < net.long_delay_rate:
                 delay += rng.randrange(net.long_delay_ms)
-            self._schedule(self.now_ms + delay, ("deliver", message))
+            self._schedule(self.now_ms + delay, ("deliver", message, self.now_ms))
 
     def _schedule(self, when: int, event) -> None:
         self._seq += 1
@@ -419,6 +536,50 @@ class Simulation:
 
     def _alive(self) -> list[SimNode]:
         return [n for n in self.nodes.values() if n.alive]
+
+    # -- what a viewer sees ----------------------------------------------------------------
+    def in_flight(self) -> list[InFlight]:
+        """The messages on the wire now, the first to arrive first."""
+        return [flight for _, flight in self._wire()]
+
+    def _wire(self):
+        """(queue item, InFlight) for every message on the wire, in delivery order."""
+        for item in sorted(self._queue, key=lambda item: item[:2]):
+            when, _, event = item
+            if event[0] != "deliver":
+                continue
+            _, message, sent_ms = event
+            receiver = self.nodes.get(message.dst)
+            lost = (receiver is None or not receiver.alive
+                    or (message.src, message.dst) in self.blocked)
+            yield item, InFlight(message, sent_ms, when, lost)
+
+    def node_view(self, node_id: str, *, log_tail: int = 40) -> dict:
+        """One node as plain data: its role, term, vote, leader, indexes, the last
+        ``log_tail`` entries of its log as ``(index, term, kind)``, and its election timer
+        as ``(elapsed, timeout)`` in ticks (None for a leader or a down node: a leader
+        sends heartbeats instead of waiting). A down node shows only what its disk holds."""
+        node = self.nodes[node_id]
+        cut_off = node_id in self.disconnected
+        if not node.alive:
+            entries = node.disk.entries[-log_tail:] if log_tail else []
+            hard = node.disk.hard_state
+            return {"id": node_id, "alive": False, "role": "down", "term": hard.term,
+                    "voted_for": hard.voted_for, "leader": None, "commit_index": hard.commit,
+                    "applied_index": None, "last_index": entries[-1].index if entries else
+                    (node.disk.snapshot.meta.index if node.disk.snapshot else 0),
+                    "log": [(e.index, e.term, e.kind.name) for e in entries],
+                    "timer": None, "cut_off": cut_off}
+        core = node.core
+        first = max(core.log.first_index, core.last_index - log_tail + 1)
+        return {"id": node_id, "alive": True, "role": core.role.value, "term": core.term,
+                "voted_for": core.voted_for, "leader": core.leader_id,
+                "commit_index": core.commit_index, "applied_index": node.applied_index,
+                "last_index": core.last_index,
+                "log": [(e.index, e.term, e.kind.name)
+                        for e in core.log.slice(first, core.last_index + 1)],
+                "timer": None if core.role is Role.LEADER else _election_timer(core),
+                "cut_off": cut_off}
 
     # -- what happened ---------------------------------------------------------------------
     def _log(self, *what) -> None:
@@ -437,4 +598,5 @@ class Simulation:
         return len(self.nodes[node_id].disk.entries)
 
 
-__all__ = ["Disk", "Livelock", "NetworkFaults", "SimNode", "Simulation", "SafetyViolation"]
+__all__ = ["DIRECTIONS", "Disk", "InFlight", "Livelock", "NetworkFaults", "SimEvent", "SimNode",
+           "Simulation", "SafetyViolation"]
