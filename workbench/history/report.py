@@ -3,11 +3,15 @@
 * :func:`table`   -- one row per mode, the comparable numbers side by side (a terminal);
 * :func:`to_json` -- ``{"runs": [...], "notes": [...]}``: the fields of :data:`FIELDS`,
   the config every node was given, and the error of a mode that failed;
+  :func:`write_json` writes it with each run's recording beside it
+  (``results.<mode>.recording.jsonl``, named in the run's ``"recording"``);
 * :func:`html`    -- one column per mode: a timeline of the client operations (one row
   per client process, coloured by outcome, acknowledged writes that were later lost and
   anomalous reads marked) with the fault windows shaded, the latency of acknowledged
   writes over time, and the checkers' findings with the op indices to look up in the
-  history. Bokeh's JavaScript is inlined, so the file opens offline.
+  history, and a replay of the run's recording (a slider and a play button over the
+  node table and each node's progress, see :mod:`workbench.viz.replay_chart`). Bokeh's
+  JavaScript is inlined, so the file opens offline.
 * :func:`layout`  -- the same columns as a Bokeh layout, for ``bokeh.io.show`` in a
   notebook (``notebooks/03-shootout.ipynb``).
 
@@ -26,6 +30,8 @@ counts from the start of the workload, which is the same instant to within milli
 from __future__ import annotations
 
 import html as html_escape
+import json
+import os
 
 from .checkers import summary
 from .model import FAIL, FINAL_READ, INFO, INVOKE, OK, READS, UPDATES
@@ -87,6 +93,27 @@ def to_json(results: list[dict]) -> dict:
             run["error"] = r["error"]
         runs.append(run)
     return {"runs": runs, "notes": notes(results)}
+
+
+def recording_path(json_path: str, mode: str) -> str:
+    """Where :func:`write_json` puts ``mode``'s recording: beside ``json_path``."""
+    base, ext = os.path.splitext(json_path)
+    return f"{base if ext == '.json' else json_path}.{mode}.recording.jsonl"
+
+
+def write_json(results: list[dict], path: str) -> list[str]:
+    """Write :func:`to_json` to ``path`` and each run's recording (with its history)
+    beside it, named in the run's ``"recording"``; return the recordings' paths."""
+    doc = to_json(results)
+    written = []
+    for run, result in zip(doc["runs"], results):
+        if result.get("recording") is not None:
+            target = result["recording"].save(recording_path(path, result["mode"]))
+            run["recording"] = os.path.basename(target)
+            written.append(target)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2)
+    return written
 
 
 # -- HTML -------------------------------------------------------------------------------
@@ -344,8 +371,12 @@ def _mode_column(result: dict):
     timeline = _timeline(result, t0, end, windows)
     latency = _latency(result, t0, end, windows, timeline.x_range)
     jump = _jump_to_findings(result, t0, timeline)
+    replay = []
+    if result.get("recording") is not None:
+        from ..viz.replay_chart import static_replay
+        replay = [static_replay(result["recording"], width=WIDTH)]
     return column(head, *([jump] if jump is not None else []), timeline, latency,
-                  Div(text=_findings(result, windows), width=WIDTH))
+                  Div(text=_findings(result, windows), width=WIDTH), *replay)
 
 
 def layout(results: list[dict]):

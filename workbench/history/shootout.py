@@ -138,7 +138,8 @@ def run(modes, schedule_name: str, seed: int, duration: float, workload: str = "
 
     Each dict holds the fields in :data:`FIELDS`, plus ``"config"`` (what every node was
     given on top of its mode), ``"history"`` (the History), ``"verdicts"`` (the checkers'
-    verdicts) and ``"fault_log"`` (the nemesis's ``(seconds, what)`` log) for
+    verdicts), ``"fault_log"`` (the nemesis's ``(seconds, what)`` log) and
+    ``"recording"`` (the cluster's events and the history, for ``viz.Replay``) for
     :mod:`report`. A mode that failed has ``"error"`` instead of a history; the modes
     after it still run. Ctrl-C stops the shootout and returns what finished.
     """
@@ -178,7 +179,7 @@ def run_mode(mode: str, schedule_name: str, seed: int, duration: float, *,
     schedule = build_schedule(schedule_name, seed, n, duration)
     configs = check_configs(configs)
     settings = {"down_after_ms": down_after_ms(duration), **configs}
-    with Cluster(mode=mode, nodes=n, **settings) as cluster:
+    with Cluster(mode=mode, nodes=n, record=True, **settings) as cluster:
         nemesis = Nemesis(cluster, schedule)
         with tqdm(total=math.ceil(duration), desc=f"{mode} ({schedule.name})", unit="s",
                   leave=False, disable=not progress) as seconds:
@@ -196,11 +197,13 @@ def run_mode(mode: str, schedule_name: str, seed: int, duration: float, *,
             seconds.update(seconds.total - seconds.n)
         nemesis.finish()
         final = final_reads(cluster, recorder, workload, recorder.keys)
+    cluster.recording.attach_history(recorder.history)   # complete: closing delivered every event
     verdicts = checkers.summary(recorder.history, final)
     return {**measure(recorder.history, verdicts, duration),
             "mode": mode, "nodes": n, "schedule": schedule_name, "workload": workload,
             "seed": seed, "config": dict(configs), "history": recorder.history,
-            "verdicts": verdicts, "fault_log": list(nemesis.log)}
+            "verdicts": verdicts, "fault_log": list(nemesis.log),
+            "recording": cluster.recording}
 
 
 def measure(history: History, verdicts: dict, duration: float) -> dict:
