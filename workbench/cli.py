@@ -1,8 +1,12 @@
 """``workbench`` on the command line.
 
     workbench lab                       JupyterLab on the tutorial notebooks
+    workbench lab list                  the labs (exercises), their titles and claims
+    workbench lab check labs/01-....ipynb [--solution FILE]
+                                        run a lab headless; exit 0 passed, 1 not yet, 2 error
     workbench cluster --mode async      a cluster in this terminal, for redis-cli
     workbench check-aof [--fix] FILE    check (and cut back) an append-only file
+    workbench broker [--port N]         an MQTT broker on 127.0.0.1 for design reviews
     workbench shootout --modes async,aof --schedule split-brain --seed 7 --duration 20
                                         every mode under the same faults, side by side
 """
@@ -141,7 +145,6 @@ def _check_aof(args) -> int:
 
 
 def _shootout(args) -> int:
-    import json
     from .history import report, shootout
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     try:
@@ -160,9 +163,9 @@ def _shootout(args) -> int:
                            node_readers=args.node_readers, keys=args.keys)
     print(report.table(results))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report.to_json(results), f, indent=2)
-        print(f"JSON written to {args.json}")
+        recordings = report.write_json(results, args.json)
+        print(f"JSON written to {args.json}"
+              + (f", recordings beside it: {', '.join(recordings)}" if recordings else ""))
     if args.html:
         report.html(results, args.html)
         print(f"HTML report written to {args.html}")
@@ -180,7 +183,68 @@ def _raft_campaign(args) -> int:
     return campaign.main(argv)
 
 
+def _broker(args) -> int:
+    from .mqtt.broker import EmbeddedBroker
+    try:
+        broker = EmbeddedBroker(args.port)
+    except (OSError, ValueError) as err:
+        print(f"workbench broker: {err}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        print(f"MQTT broker on {broker.url}")
+        print(f"  presenter: wb.Cluster(..., name='review', mqtt='{broker.url}')")
+        print(f"  reviewers: Viewer('{broker.url}', 'review')")
+        print("Ctrl-C stops the broker.", flush=True)
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.close()
+    return 0
+
+
+def _lab_list(args) -> int:
+    from .labs import runner
+    try:
+        labs = runner.list_labs(args.dir)
+    except runner.LabError as err:
+        print(f"workbench lab list: {err}", file=sys.stderr)
+        return 2
+    if not labs:
+        print(f"workbench lab list: no labs (NN-name.ipynb) in {args.dir}", file=sys.stderr)
+        return 2
+    for lab in labs:
+        print(f"{os.path.relpath(lab.path)}\n    {lab.title}\n    claim: {lab.claim}")
+    return 0
+
+
+def _lab_check(args) -> int:
+    import json
+    from .labs import runner
+    try:
+        _output_path(args.json, "--json")
+        run = runner.check(args.notebook, args.solution, timeout=args.timeout)
+    except (runner.LabError, ValueError) as err:
+        print(f"workbench lab check: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.notebook}: {run.lab.title}")
+    for result in run.results:
+        print(f"  {result.check}: {result}")
+    for error in run.errors:
+        print(f"  error: {error}", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(run.to_dict(), f, indent=2)
+    print({0: "all checks passed", 1: "not yet", 2: "the lab did not run through"}[run.exit_code])
+    return run.exit_code
+
+
 def _lab(args) -> int:
+    if getattr(args, "lab_run", None) is not None:
+        return args.lab_run(args)
     notebooks = os.path.join(REPO_ROOT, "notebooks")
     cmd = [sys.executable, "-m", "jupyter", "lab", "--ip=127.0.0.1",
            f"--ServerApp.root_dir={REPO_ROOT}", "--LabApp.default_url=/lab/tree/notebooks/00-tour.ipynb"]
@@ -254,10 +318,29 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_raft_campaign)
 
-    p = sub.add_parser("lab", help="JupyterLab on the tutorial notebooks")
+    p = sub.add_parser("broker", help="an MQTT broker on 127.0.0.1 (amqtt) for design reviews")
+    p.add_argument("--port", type=_non_negative_int, default=1883,
+                   help="the port to listen on (default 1883; 0: any free one)")
+    p.set_defaults(run=_broker)
+
+    p = sub.add_parser("lab", help="JupyterLab on the tutorial notebooks; "
+                                   "'lab list' and 'lab check' for the labs")
     p.add_argument("--no-browser", action="store_true")
     p.add_argument("--port", type=int, default=0)
     p.set_defaults(run=_lab)
+    lab_sub = p.add_subparsers(dest="lab_command")
+    q = lab_sub.add_parser("list", help="the labs, their titles and claims")
+    q.add_argument("--dir", default=os.path.join(REPO_ROOT, "labs"), help=argparse.SUPPRESS)
+    q.set_defaults(lab_run=_lab_list)
+    q = lab_sub.add_parser("check", help="run a lab's checks headless (exit 0 passed, "
+                                         "1 not yet, 2 error)")
+    q.add_argument("notebook", help="the lab notebook, e.g. labs/01-wait-is-not-a-promise.ipynb")
+    q.add_argument("--solution", default=None, metavar="FILE",
+                   help="put this file's '# cell: <id>' sections in place of the answer cells")
+    q.add_argument("--json", default=None, metavar="PATH", help="also write the verdicts here")
+    q.add_argument("--timeout", type=_seconds, default=600.0,
+                   help="seconds a cell may run (default 600)")
+    q.set_defaults(lab_run=_lab_check)
 
     args = parser.parse_args(argv)
     return args.run(args)

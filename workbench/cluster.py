@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -31,7 +32,9 @@ from .consensus import membership as raft_membership
 from .events import ClusterClosed, EventBus, NodeAdded, NodeRemoved
 from .failover.monitor import Monitor
 from .faults.network import Network
+from .mqtt.topics import check_name
 from .node import Node
+from .recording import Recording, running_in_kernel
 from .runtime import BackgroundLoop
 from .server.config import validate_overrides
 
@@ -57,7 +60,7 @@ SINGLE_NODE_ADVICE = (
     "replicas under it would be asynchronous and a failover would erase acknowledged "
     "writes. For replicas that share the promise use mode 'sync' or 'raft'; for "
     "Valkey's own 'AOF plus asynchronous replicas' use mode='async', appendfsync='always'")
-CLUSTER_KEYWORDS = ("down_after_ms",)
+CLUSTER_KEYWORDS = ("down_after_ms", "record", "name", "mqtt", "mqtt_control")
 
 
 def check_raft_timing(overrides: dict) -> None:
@@ -94,10 +97,13 @@ class Cluster:
     """``nodes`` real servers in ``mode``; ``data_dir=None`` uses a fresh temp dir.
 
     ``nodes=None`` takes the mode's usual size: one node for ``aof``, three otherwise.
+    ``record=True`` keeps the event stream in ``cluster.recording`` for a replay
+    (``viz.Replay``); ``None`` records inside a notebook's kernel only.
     """
 
     def __init__(self, mode: str = "async", nodes: int | None = None, data_dir: str | None = None, *,
-                 down_after_ms: int = 1000, **configs):
+                 down_after_ms: int = 1000, record: bool | None = None, name: str | None = None,
+                 mqtt=None, mqtt_control=None, **configs):
         nodes = check_size(mode, nodes)
         if int(down_after_ms) < 100:
             raise ValueError("down_after_ms must be at least 100")
@@ -112,6 +118,9 @@ class Cluster:
                     raise ValueError(f"{managed.replace('-', '_')}: the cluster sets it for "
                                      "each node itself")
         self.mode = mode
+        self.name = f"{mode}-{secrets.token_hex(2)}" if name is None else check_name(name)
+        if mqtt_control is not None and not mqtt:
+            raise ValueError("mqtt_control needs mqtt=True or mqtt='mqtt://host:port'")
         self.down_after_ms = int(down_after_ms)
         self.monitored = nodes > 1 and mode != "raft"    # Raft elects its own leaders
         self._own_dir = data_dir is None
@@ -126,9 +135,16 @@ class Cluster:
         self._node_configs = node_configs        # what add_node gives a new node too
         self.nodes = [Node(self, n, os.path.join(self.data_dir, n), node_configs)
                       for n in self.names]
+        # Before the first node starts, so a replay sees it start. None: on in notebooks.
+        keep = running_in_kernel() if record is None else bool(record)
+        self.recording: Recording | None = Recording.of(self) if keep else None
         self.network: Network | None = None
         self._closed = False
+        self.mqtt = None        # the MQTT bridge: events out, viewers' requests in
         try:
+            if mqtt:            # before the first node starts, so viewers see it start
+                from .mqtt.bridge import Bridge
+                self.mqtt = Bridge.for_cluster(self, mqtt, mqtt_control)
             self.runtime.run(self._start(), timeout=30)
             self.wait_until(self._replicas_online, timeout=15,
                             what="replicas to finish their first sync")
@@ -192,6 +208,8 @@ class Cluster:
         # bus stops, and nothing of the nodes stopping afterwards.
         self.events.publish(ClusterClosed("cluster", nodes=tuple(self.names)))
         self.events.close()
+        if self.mqtt is not None:   # its last state says closed; an embedded broker stops
+            self.mqtt.close()
 
         async def stop_all():
             for node in self.nodes:
@@ -252,6 +270,13 @@ class Cluster:
             configs = [n.monitor.snapshot() for n in self.nodes if n.monitor is not None]
             return max(configs, key=lambda c: (c["epoch"], c["primary"]), default=None)
         return self.runtime.call(newest)
+
+    def save_recording(self, path) -> str:
+        """Write the cluster's recording (``Cluster(record=True)``) as JSON lines; return path."""
+        if self.recording is None:
+            raise RuntimeError("this cluster records nothing: start it with record=True")
+        self.recording.settle()
+        return self.recording.save(path)
 
     @property
     def closed(self) -> bool:

@@ -230,6 +230,12 @@ class EventsDropped(Event):
     count: int
 
 
+# Kinds published once per write (or per fsync, per batch): a viewer samples them, a log
+# or a stream that kept each one would swamp its reader and slow the nodes.
+PER_WRITE_EVENTS = frozenset({"CommandExecuted", "ReplicaAcked", "FsyncStarted", "FsyncDone",
+                              "ReplyHeld", "RepliesReleased", "KeysCommitted", "RaftCommitted"})
+
+
 # -- events as plain data: for recordings on disk and for the MQTT stream -----------------
 
 EVENT_SCHEMA = 1   # bump when a field's meaning changes; readers refuse what they don't know

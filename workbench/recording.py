@@ -42,11 +42,10 @@ from collections import deque
 from dataclasses import replace
 
 from .clusterstate import ClusterState, fault_windows, state_at, states_over
-from .events import EVENT_SCHEMA, Event, event_from_dict, event_to_dict
+from .events import EVENT_SCHEMA, PER_WRITE_EVENTS, Event, event_from_dict, event_to_dict
 
 RECORDING_FORMAT = 1
-SAMPLED_EVENTS = frozenset({"CommandExecuted", "ReplicaAcked", "FsyncStarted", "FsyncDone",
-                            "ReplyHeld", "RepliesReleased", "KeysCommitted", "RaftCommitted"})
+SAMPLED_EVENTS = PER_WRITE_EVENTS
 SAMPLE_S = 0.05
 MAX_EVENTS = 100_000         # entries kept (a few tens of MB at most)
 MAX_SAMPLE_KEYS = 64         # keys of one CommandExecuted sample

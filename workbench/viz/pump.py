@@ -37,12 +37,13 @@ import weakref
 from collections import deque
 from typing import Any, Callable
 
+from ..events import PER_WRITE_EVENTS
+
 SNAPSHOT = "snapshot"   # key of the newest cluster snapshot (a dict, plus "_time")
 EVENTS = "events"       # key of the stream of cluster events worth showing
 
 # Events a viewer never shows: one per write, they would swamp every log and queue.
-NOISY_EVENTS = frozenset({"CommandExecuted", "ReplicaAcked", "FsyncStarted", "FsyncDone",
-                          "ReplyHeld", "RepliesReleased", "KeysCommitted", "RaftCommitted"})
+NOISY_EVENTS = PER_WRITE_EVENTS
 
 
 def _ipython():
