@@ -114,13 +114,15 @@ def test_the_panel_follows_clicks_in_plain_python():
                  what="the WAIT 2 run")
         assert not panel.wait_n.disabled
     finally:
-        panel.close()
+        panel.shut_down_button().click()
     assert panel.board.closed and panel.board.cluster is None
+    assert panel.fault_buttons["heal"].disabled and panel.durability.disabled
 
 
 @pytest.mark.notebook
 def test_switchboard_notebook_sets_the_modes_side_by_side():
-    nb = execute(SWITCHBOARD)
+    nb = execute(SWITCHBOARD, probe="assert not board.board.closed, 'Run All shut it down'\n"
+                                    "done.click()")
     text = outputs_text(nb)
     for name in ("aof", "sync", "raft"):
         assert f"{name:>15}: kept all" in text

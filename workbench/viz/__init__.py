@@ -38,7 +38,7 @@ from .raft_live import RaftPanel
 from .raft_scope import RaftScope
 from .raft_scope_live import LiveRaftScope
 from .replay import Replay
-from .switchboard import SwitchboardPanel
+from .switchboard import SwitchboardPanel, in_dashboard
 from .sync import SyncPanel
 
 
@@ -56,4 +56,4 @@ def show(cluster):
 
 __all__ = ["ChartWidget", "CloseButton", "ControlPanel", "GatePanel", "LiveRaftScope", "LiveView",
            "OffsetChart", "RaftPanel", "RaftScope", "Replay", "SwitchboardPanel", "SyncPanel",
-           "UiPump", "lost_writes_figure", "node_colour", "show", "show_figure"]
+           "UiPump", "in_dashboard", "lost_writes_figure", "node_colour", "show", "show_figure"]

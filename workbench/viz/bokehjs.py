@@ -19,6 +19,7 @@ import functools
 import json
 
 from bokeh import __version__ as BOKEH_VERSION
+from bokeh.core.serialization import UnknownReferenceError
 from jupyter_bokeh import BokehModel
 
 LOAD_MIME_TYPE = "application/vnd.bokehjs_load.v0+json"   # run by jupyter_bokeh's renderer
@@ -43,7 +44,10 @@ def display_bokehjs() -> None:
     """Display the BokehJS load: the widgets displayed after it in the cell can draw."""
     from IPython.display import display
 
-    display({LOAD_MIME_TYPE: load_script()}, raw=True)
+    # Both forms, as Bokeh's own output_notebook sends: JupyterLab runs the first through
+    # jupyter_bokeh's renderer, Voila (which ignores that type) runs the script.
+    script = load_script()
+    display({LOAD_MIME_TYPE: script, "application/javascript": script}, raw=True)
 
 
 def display_with_bokehjs(widget) -> None:
@@ -61,7 +65,12 @@ class ChartWidget(BokehModel):
         # The page never streams or patches data of its own: these are echoes.
         if content.get("kind") in ECHOED_EVENTS:
             return
-        super()._sync_model(model, content, buffers)
+        try:
+            super()._sync_model(model, content, buffers)
+        except UnknownReferenceError:
+            # an echo naming a model the page made for itself (a tool's overlay, a view
+            # of a renderer); the kernel's document has no such model and needs none
+            pass
 
     def _ipython_display_(self, **kwargs) -> None:
         display_with_bokehjs(self)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import html
 import math
+import os
 
 import ipywidgets as widgets
 from bokeh.layouts import column
-from bokeh.models import BoxAnnotation, ColumnDataSource, Label, Span
+from bokeh.models import ColumnDataSource, LabelSet
 from bokeh.plotting import figure
 
 from ..switchboard import Switchboard, verdict_line
@@ -123,13 +124,23 @@ class SwitchboardPanel(widgets.VBox):
         display_with_bokehjs(self)
 
     def _build_charts(self, width: int) -> None:
+        # Every mark is a row of a data source, streamed like the points: the figures'
+        # models never change after display (models added later race with the page).
         self.source = ColumnDataSource({"t": [], "writes": [], "p50": [], "p99": []})
+        self.bands = ColumnDataSource({"left": [], "right": [], "fill": [], "text": []})
+        self.faults = ColumnDataSource({"at": [], "colour": []})
         common = dict(width=width, toolbar_location=None, x_axis_label="seconds")
         self.throughput = figure(height=170, title="acknowledged writes per second", **common)
-        self.throughput.line("t", "writes", source=self.source, line_width=2, color="#1f77b4")
-        self.throughput.y_range.start = 0
         self.latency = figure(height=190, title="write latency (ms, log scale)",
                               y_axis_type="log", x_range=self.throughput.x_range, **common)
+        for fig in (self.throughput, self.latency):
+            fig.vstrip(x0="left", x1="right", fill_color="fill", fill_alpha=0.8,
+                       line_alpha=0, source=self.bands, level="underlay")
+            fig.vspan(x="at", line_color="colour", line_width=2, source=self.faults)
+        self.throughput.add_layout(LabelSet(x="left", y=4, y_units="screen", text="text",
+                                            text_font_size="10px", source=self.bands))
+        self.throughput.line("t", "writes", source=self.source, line_width=2, color="#1f77b4")
+        self.throughput.y_range.start = 0
         self.latency.line("t", "p50", source=self.source, line_width=2, color=KEPT_COLOUR,
                           legend_label="p50")
         self.latency.line("t", "p99", source=self.source, line_width=2, color=LOST_COLOUR,
@@ -137,7 +148,6 @@ class SwitchboardPanel(widgets.VBox):
         self.latency.legend.location = "top_left"
         self.chart = ChartWidget(column(self.throughput, self.latency))
         self.chart.add_class("wb-switch-chart")
-        self._mode_band: BoxAnnotation | None = None
 
     # -- clicks (kernel thread) -----------------------------------------------------------
     def choose(self, durability: str, wait_n: int | None = None) -> None:
@@ -205,26 +215,19 @@ class SwitchboardPanel(widgets.VBox):
             self.source.stream({"t": [stats["at"]], "writes": [stats["writes_per_s"]],
                                 "p50": [_positive(stats["write_p50_ms"])],
                                 "p99": [_positive(stats["write_p99_ms"])]}, rollover=2400)
-            if self._mode_band is not None:
-                self._mode_band.right = stats["at"]
+            if self.bands.data["left"]:       # the current run's band grows with it
+                self.bands.patch({"right": [(len(self.bands.data["left"]) - 1, stats["at"])]})
 
     def _apply_marks(self, marks: list) -> None:
         for kind, value in marks:
             at = value["at"]
             if kind == "run":
                 what = value["durability"]
-                fill = MODE_FILLS.get(what.split(" ")[0] if "WAIT" not in what
-                                      else "async + WAIT", "#eeeeee")
-                self._mode_band = BoxAnnotation(left=at, right=at, fill_color=fill,
-                                                fill_alpha=0.8, level="underlay")
-                self.throughput.add_layout(self._mode_band)
-                self.throughput.add_layout(Label(x=at, y=4, y_units="screen", text=what,
-                                                 text_font_size="10px"))
+                fill = MODE_FILLS["async + WAIT" if "WAIT" in what else what]
+                self.bands.stream({"left": [at], "right": [at], "fill": [fill], "text": [what]})
             else:
                 colour = KEPT_COLOUR if value["what"] == "heal" else LOST_COLOUR
-                for fig in (self.throughput, self.latency):
-                    fig.add_layout(Span(location=at, dimension="height", line_color=colour,
-                                        line_dash="dotted", line_width=2))
+                self.faults.stream({"at": [at], "colour": [colour]})
 
     def _apply_log(self, lines: list) -> None:
         self._lines += [f"{at:7.1f} s  {html.escape(text)}" for at, text in lines]
@@ -266,13 +269,39 @@ class SwitchboardPanel(widgets.VBox):
             rows.append(await self.settle(self.board.finish()))
         return rows
 
-    def close(self) -> None:
+    def compare_in_background(self, *args, **kwargs) -> asyncio.Task:
+        """:meth:`compare` as a task on the kernel's loop: the cell ends at once and the
+        switchboard plays the comparison by itself (a dashboard's page opens at once)."""
+        return asyncio.get_event_loop().create_task(self.compare(*args, **kwargs))
+
+    def shut_down(self) -> None:
+        """Finish the run (its verdict joins the scoreboard), stop the cluster, turn the
+        controls off. The panel stays on the page, saying so."""
         self.board.close()
         self.pump.flush()
         self._set_enabled(False)
+        self.check_now.disabled = True
         self.durability.disabled = self.wait_n.disabled = True
         self.status.value = "closed: the cluster is shut down"
-        super().close()
+
+    def shut_down_button(self) -> widgets.Button:
+        """The notebook's clean-up, pressed by the reader when done (not by Run All)."""
+        button = widgets.Button(description="Shut the switchboard down", icon="power-off",
+                                layout=widgets.Layout(width="auto"))
+        button.add_class("wb-switch-shut-down")
+
+        def press(_):
+            button.disabled = True
+            self.shut_down()
+            button.description = "The switchboard is shut down"
+        button.on_click(press)
+        return button
+
+
+def in_dashboard() -> bool:
+    """True in a kernel that Voila started (it names itself in the CGI-style environment
+    it gives the kernel): a dashboard should not make its reader wait for long cells."""
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("voila/")
 
 
 def _number(value) -> str:
