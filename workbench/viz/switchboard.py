@@ -39,6 +39,7 @@ FAULT_BUTTONS = (  # (fault, text, tooltip)
 )
 # The scripted comparison: cut the primary off for 3 s, heal, then a power cut.
 SAME_FAULTS = (("cut", 3.0), ("heal", 1.5), ("power-cut", 1.5))
+BAND_REACH_S = 100_000     # a run's band reaches past any chart; the next one covers it
 MODE_FILLS = {"async": "#fdecea", "async + WAIT": "#fff4e5", "aof": "#e8f4fd",
               "sync": "#edf7ed", "raft": "#f3e5f5"}
 NUMBERS = (  # (key, what the reader sees)
@@ -124,8 +125,11 @@ class SwitchboardPanel(widgets.VBox):
         display_with_bokehjs(self)
 
     def _build_charts(self, width: int) -> None:
-        # Every mark is a row of a data source, streamed like the points: the figures'
-        # models never change after display (models added later race with the page).
+        # Every mark is a row of a data source, only ever streamed (never patched), like the
+        # points: the figures' models never change after display (models added later race
+        # with the page), and a page that connected late (a dashboard) and missed the
+        # first rows stays consistent. A run's band reaches far right; the next run's band,
+        # drawn over it, ends it. The x axis follows the lines only.
         self.source = ColumnDataSource({"t": [], "writes": [], "p50": [], "p99": []})
         self.bands = ColumnDataSource({"left": [], "right": [], "fill": [], "text": []})
         self.faults = ColumnDataSource({"at": [], "colour": []})
@@ -134,17 +138,19 @@ class SwitchboardPanel(widgets.VBox):
         self.latency = figure(height=190, title="write latency (ms, log scale)",
                               y_axis_type="log", x_range=self.throughput.x_range, **common)
         for fig in (self.throughput, self.latency):
-            fig.vstrip(x0="left", x1="right", fill_color="fill", fill_alpha=0.8,
+            fig.vstrip(x0="left", x1="right", fill_color="fill", fill_alpha=1.0,
                        line_alpha=0, source=self.bands, level="underlay")
             fig.vspan(x="at", line_color="colour", line_width=2, source=self.faults)
         self.throughput.add_layout(LabelSet(x="left", y=4, y_units="screen", text="text",
                                             text_font_size="10px", source=self.bands))
-        self.throughput.line("t", "writes", source=self.source, line_width=2, color="#1f77b4")
+        followed = [self.throughput.line("t", "writes", source=self.source, line_width=2,
+                                         color="#1f77b4")]
         self.throughput.y_range.start = 0
-        self.latency.line("t", "p50", source=self.source, line_width=2, color=KEPT_COLOUR,
-                          legend_label="p50")
+        followed.append(self.latency.line("t", "p50", source=self.source, line_width=2,
+                                          color=KEPT_COLOUR, legend_label="p50"))
         self.latency.line("t", "p99", source=self.source, line_width=2, color=LOST_COLOUR,
                           legend_label="p99")
+        self.throughput.x_range.renderers = followed
         self.latency.legend.location = "top_left"
         self.chart = ChartWidget(column(self.throughput, self.latency))
         self.chart.add_class("wb-switch-chart")
@@ -215,8 +221,6 @@ class SwitchboardPanel(widgets.VBox):
             self.source.stream({"t": [stats["at"]], "writes": [stats["writes_per_s"]],
                                 "p50": [_positive(stats["write_p50_ms"])],
                                 "p99": [_positive(stats["write_p99_ms"])]}, rollover=2400)
-            if self.bands.data["left"]:       # the current run's band grows with it
-                self.bands.patch({"right": [(len(self.bands.data["left"]) - 1, stats["at"])]})
 
     def _apply_marks(self, marks: list) -> None:
         for kind, value in marks:
@@ -224,7 +228,8 @@ class SwitchboardPanel(widgets.VBox):
             if kind == "run":
                 what = value["durability"]
                 fill = MODE_FILLS["async + WAIT" if "WAIT" in what else what]
-                self.bands.stream({"left": [at], "right": [at], "fill": [fill], "text": [what]})
+                self.bands.stream({"left": [at], "right": [at + BAND_REACH_S], "fill": [fill],
+                                   "text": [what]})
             else:
                 colour = KEPT_COLOUR if value["what"] == "heal" else LOST_COLOUR
                 self.faults.stream({"at": [at], "colour": [colour]})
