@@ -245,7 +245,7 @@ def test_raft_quorum_runs_reaches_its_verdicts_and_cleans_up():
     assert "promoted to voter" in by_part["d"] and "voters n1, n2, n3, n4" in by_part["d"]
     assert "2 of 4 voters (a majority is 3)" in by_part["e"] and "CLUSTERDOWN" in by_part["e"]
     assert number(r"with 3 killed (\d+);", by_part["f"]) == 0
-    assert number(r"with 2 killed (\d+) writes", by_part["f"]) > 50
+    assert number(r"with 2 killed (\d+) writes", by_part["f"]) > 0   # a majority: writes go on
     # the levers: each anomaly named when on, none when off
     g, h = by_part["g"], by_part["h"]
     assert number(r"noop=yes: (\d+) stale reads", g) > 0 and "stale reads, linearizable False" in g
