@@ -648,3 +648,28 @@ def test_raft_chart_keeps_the_page_in_step_when_old_rows_roll_over(monkeypatch):
         assert steps == {k: list(v) for k, v in chart.steps.data.items()}
         assert len(steps["t1"]) <= 4 * len(rows)
     assert "n3" not in chart._open
+
+
+def test_restart_button_runs_off_the_clicking_thread():
+    """A restart replays the node's log (seconds for a long raft log, on a busy machine):
+    the click hands it to a thread of its own, so the notebook that clicked stays free;
+    the card follows when the node is back."""
+    with wb.Cluster(mode="aof", nodes=1) as cluster:
+        pump = UiPump.for_cluster(cluster)
+        panel = ControlPanel(cluster, pump)
+        node = cluster.nodes[0]
+        node.kill()
+        started, threads = threading.Event(), []
+        real_restart = node.restart
+
+        def slow_restart():
+            threads.append(threading.current_thread())
+            started.set()
+            real_restart()
+        node.restart = slow_restart
+        panel.cards["n1"].restart.click()
+        wait_for(started.is_set, 10, "the restart to begin")
+        until(lambda: panel.cards["n1"].status.value == "primary", timeout=20, pump=pump,
+              what="the card to show the restarted node")
+        assert node.alive and threads[0] is not threading.main_thread()
+        pump.close()

@@ -15,6 +15,7 @@ every control off and says so: a closed cluster has nothing left to kill.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import ipywidgets as widgets
@@ -62,7 +63,8 @@ class NodeCard(widgets.VBox):
             lambda _: panel.act(f"power-kill {node.name}",
                                 lambda: node.kill(power_loss=True)))
         self.restart = self._button("Restart", "wb-restart", "Start again from disk",
-                                    lambda _: panel.act(f"restart {node.name}", node.restart))
+                                    lambda _: panel.act(f"restart {node.name}", node.restart,
+                                                        background=True))
         self.restart.disabled = True
         buttons = widgets.HBox([self.kill, self.power_kill, self.restart])
         super().__init__([title, self.status, facts, buttons], layout=widgets.Layout(
@@ -173,18 +175,26 @@ class ControlPanel(widgets.VBox):
             self.pump.on(SYNC, self._apply_sync)
 
     # -- actions (kernel thread, from button clicks) --------------------------------------
-    def act(self, what: str, action) -> None:
-        """Run a button's action; its outcome shows up through the pump, like any change."""
+    def act(self, what: str, action, *, background: bool = False) -> None:
+        """Run a button's action; its outcome shows up through the pump, like any change.
+        ``background``: on a thread of its own, for an action that can take seconds (a
+        restart replays the node's log) -- the notebook stays responsive meanwhile."""
         if self.closed or self.cluster.closed:
             self.pump.append(EVENTS, _Note(f"{what}: {CLOSED_NOTE}"))
             self.pump.flush()
             self.show_closed()
             return
-        try:
-            action()
-        except Exception as err:   # a click must never raise into the void
-            self.pump.append(EVENTS, _Note(f"{what} failed: {err}"))
-        self.pump.sample_now()
+
+        def run() -> None:
+            try:
+                action()
+            except Exception as err:   # a click must never raise into the void
+                self.pump.append(EVENTS, _Note(f"{what} failed: {err}"))
+            self.pump.sample_now()
+        if background:
+            threading.Thread(target=run, name=f"workbench-{what}", daemon=True).start()
+        else:
+            run()
 
     def partition_primary(self) -> None:
         """Isolate the current primary from every other node."""
