@@ -23,7 +23,7 @@ from .pump import kernel_loop
 
 FRAME_S = 0.1                  # ten frames a second
 MAX_FRAME_S = 0.25             # a late frame (a busy kernel) advances at most this much
-NOTES = 10                     # lines kept in a scope's log
+NOTES = 50                     # lines kept in a scope's log (it scrolls)
 
 
 def _running_loop():
