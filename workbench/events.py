@@ -329,6 +329,11 @@ class Subscription:
             import traceback
             traceback.print_exc()
 
+    @property
+    def pending(self) -> int:
+        """Events offered and not yet handed to the callback."""
+        return len(self._queue)
+
     def close(self) -> None:
         self._closed = True
         self._wake.set()

@@ -172,13 +172,12 @@ class Recording:
             return True
         deadline = time.monotonic() + timeout
         while True:
-            # the bus's queue for this recording: no public view of it
-            while subscription._queue:
+            while subscription.pending:
                 if time.monotonic() > deadline:
                     return False
                 time.sleep(0.002)
             with self._lock:        # the event being recorded, if any, is in
-                if not subscription._queue:
+                if not subscription.pending:
                     return True
 
     def record(self, event: Event) -> None:
