@@ -44,10 +44,12 @@ class _Pipe(asyncio.Protocol):
             asyncio.get_running_loop().create_task(self.link._connect_upstream(self))
 
     def data_received(self, data):
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.write(data)
-        else:
+        if self.peer is None or self.peer.transport is None:
             self.pending.append(data)
+        elif not self.peer.transport.is_closing():
+            # A peer that is closing (its node crashed; its connection_lost has not run
+            # yet) drops the bytes, as the wire would; uvloop raises on such a write.
+            self.peer.transport.write(data)
 
     def connection_lost(self, exc):
         self.link.pipes.discard(self)
@@ -92,6 +94,9 @@ class LinkProxy:
                 lambda: _Pipe(self), "127.0.0.1", self._target_port_of(self.dst))
         except OSError:                      # the destination node is down
             downstream.close()
+            return
+        if downstream.transport.is_closing():    # the caller left while we connected
+            upstream.close()
             return
         self.pipes.add(upstream)
         upstream.peer, downstream.peer = downstream, upstream
