@@ -322,3 +322,35 @@ def test_fsync_events_are_published(aof_node):
     wait_for(lambda: any(isinstance(e, ev.FsyncDone) for e in seen), what="FsyncDone")
     assert any(isinstance(e, ev.FsyncStarted) for e in seen)
     assert any(isinstance(e, ev.RepliesReleased) for e in seen)
+
+
+def test_a_sort_by_pattern_waits_for_the_keys_it_reaches(aof_node):
+    """SORT ... BY w_* reads keys its arguments do not name: held while one is uncommitted."""
+    r = aof_node.client()
+    r.rpush("ids", "1", "2")
+    r.execute_command("DEBUG", "reply-blocking-pause", "aof")
+    writer = held_write(aof_node, b"SET w_1 9\r\n")
+    sorter = RawClient(aof_node.nodes[0].port)
+    sorter.send(b"SORT ids BY w_*\r\n")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_read_blocked_count"] >= 1,
+             what="the SORT to be held")
+    assert nothing_arrived(sorter)
+    r.execute_command("DEBUG", "reply-blocking-resume", "aof")
+    assert sorter.read_exactly_reply(14) == b"*2\r\n$1\r\n2\r\n$1\r\n1\r\n"
+    assert writer.read_exactly_reply(5) == b"+OK\r\n"
+
+
+def test_a_movable_key_read_waits_for_its_uncommitted_key(aof_node):
+    r = aof_node.client()
+    r.zadd("z1", {"a": 1})
+    r.execute_command("DEBUG", "reply-blocking-pause", "aof")
+    writer = held_write(aof_node, b"ZADD z2 2 b\r\n")
+    reader = RawClient(aof_node.nodes[0].port)
+    reader.send(b"ZUNION 2 z1 z2\r\n")
+    wait_for(lambda: reply_blocking_info(aof_node)["reply_blocking_read_blocked_count"] >= 1,
+             what="the ZUNION to be held")
+    assert nothing_arrived(reader)
+    assert r.zcard("z1") == 1                           # a read of a clean key goes at once
+    r.execute_command("DEBUG", "reply-blocking-resume", "aof")
+    assert reader.read_exactly_reply(14) == b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    assert writer.read_exactly_reply(4) == b":1\r\n"

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+import workbench as wb
 from conftest import require_binary
 
 pytestmark = pytest.mark.compat
@@ -70,3 +71,32 @@ def test_redis_benchmark_pipelined(node1):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "SET:" in result.stdout and "GET:" in result.stdout
+
+
+# redis-benchmark's default list (no -t): the names it prints, in its order
+DEFAULT_BENCHMARK_TESTS = [
+    "PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "LPUSH", "RPUSH", "LPOP", "RPOP",
+    "SADD", "HSET", "SPOP", "ZADD", "ZPOPMIN", "LPUSH (needed to benchmark LRANGE)",
+    "LRANGE_100 (first 100 elements)", "LRANGE_300 (first 300 elements)",
+    "LRANGE_500 (first 500 elements)", "LRANGE_600 (first 600 elements)", "MSET (10 keys)"]
+
+
+@pytest.mark.parametrize("mode", ["async", "aof", "sync", "raft"])
+def test_redis_benchmark_default_list_in_every_mode(mode):
+    """Every test of redis-benchmark's default list completes, with no error reply: it
+    stops at the first command a server refuses."""
+    nodes = 1 if mode in ("async", "aof") else 3
+    with wb.Cluster(mode=mode, nodes=nodes, record=False) as cluster:
+        port = cluster.primary(timeout=20).port
+        result = subprocess.run(
+            [require_binary("redis-benchmark"), "-p", str(port), "-n", "200", "-c", "4",
+             "-r", "1000", "-q", "--csv"],
+            capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, result.stderr
+        assert "ERR" not in result.stdout + result.stderr, result.stdout + result.stderr
+        rows = [line.split('","') for line in result.stdout.splitlines()
+                if line.startswith('"') and not line.startswith('"test"')]
+        assert [row[0].strip('"') for row in rows] == DEFAULT_BENCHMARK_TESTS
+        assert all(float(row[1]) > 0 for row in rows)
+        # 200 LPUSH + 200 RPUSH - 200 LPOP - 200 RPOP + 200 LPUSH (for LRANGE)
+        assert cluster.client().llen("mylist") == 200

@@ -132,8 +132,6 @@ def test_the_same_resp2_replies_as_redis_server(both):
         run_side_by_side(ours, theirs, HRANDFIELD_WITHVALUES)
 
 
-@pytest.mark.xfail(strict=True, reason="RESP3 wants [field, value] pairs: the handler cannot "
-                   "tell the protocol and workbench.resp has no pairs reply type yet")
 def test_hrandfield_withvalues_pairs_in_resp3(both):
     run_side_by_side(*both, HRANDFIELD_WITHVALUES)
 

@@ -19,6 +19,7 @@ def random_command(rng: random.Random) -> list:
     v = b"%d" % rng.randrange(-5, 20)
     n = b"%d" % rng.randrange(0, 4)
     ms = b"%d" % rng.randrange(-200, 2_000)
+    score = rng.choice([b"%d" % rng.randrange(-5, 20), b"0.1", b"-2.5", b"1e-3", b"1.7"])
     choices = [
         [b"SET", k, v], [b"SET", k, v, b"PX", b"%d" % rng.randrange(1, 2_000)],
         [b"SET", k, v, b"EX", b"1", b"GET"], [b"SET", k, v, b"KEEPTTL"], [b"SET", k, v, b"NX"],
@@ -33,6 +34,7 @@ def random_command(rng: random.Random) -> list:
         [b"HINCRBYFLOAT", k, f, b"1.5"], [b"HSETNX", k, f, v],
         [b"LPUSH", k, v, v + b"x"], [b"RPUSH", k, v], [b"LPOP", k], [b"RPOP", k, n],
         [b"LPUSHX", k, v], [b"SADD", k, v, b"%d" % rng.randrange(10)], [b"SREM", k, v],
+        [b"SADD", k, f, n, v, b"%d" % rng.randrange(10)],
         [b"SPOP", k], [b"SPOP", k, n],
         [b"GET", k], [b"TTL", k], [b"EXISTS", k, k2], [b"LRANGE", k, b"0", b"-1"],
         [b"HGETALL", k], [b"SMEMBERS", k], [b"KEYS", b"k*"], [b"SCAN", b"0"], [b"RANDOMKEY"],
@@ -43,7 +45,8 @@ def random_command(rng: random.Random) -> list:
         [b"LPOS", k, n, b"RANK", b"-1", b"COUNT", n],
         [b"LMOVE", k, k2, rng.choice([b"LEFT", b"RIGHT"]), rng.choice([b"LEFT", b"RIGHT"])],
         [b"RPOPLPUSH", k, k2], [b"RPUSH", k, n, v, n],
-        [b"SMOVE", k, k2, v], [b"SINTERSTORE", k, k2, k], [b"SUNIONSTORE", k2, k],
+        [b"SMOVE", k, k2, v], [b"SINTERSTORE", k, k2, k], [b"SINTERSTORE", k2, k],
+        [b"SUNIONSTORE", k2, k],
         [b"SUNIONSTORE", k2, k, k2], [b"SDIFFSTORE", k, k2, k], [b"SDIFFSTORE", k2, k],
         [b"SINTER", k, k2], [b"SUNION", k, k2], [b"SDIFF", k, k2],
         [b"SINTERCARD", b"2", k, k2, b"LIMIT", n],
@@ -54,6 +57,36 @@ def random_command(rng: random.Random) -> list:
         [b"SSCAN", k, b"0", b"COUNT", n],
         [b"MOVE", k, b"%d" % rng.randrange(3)], [b"COPY", k, k2],
         [b"COPY", k, k2, b"DB", b"%d" % rng.randrange(3), b"REPLACE"],
+        # sorted sets (scores with fractions, so replay must rebuild the exact doubles)
+        [b"ZADD", k, score, f, b"%d" % rng.randrange(-3, 3), rng.choice(FIELDS)],
+        [b"ZADD", k, rng.choice([b"NX", b"XX", b"GT", b"LT", b"CH"]), score, f],
+        [b"ZADD", k, b"XX", rng.choice([b"GT", b"LT"]), b"CH", score, f],
+        [b"ZADD", k, b"INCR", score, f], [b"ZADD", k, b"GT", b"INCR", score, f],
+        [b"ZINCRBY", k, score, f], [b"ZINCRBY", k, b"inf", f], [b"ZREM", k, f, f + b"x"],
+        [b"ZREMRANGEBYRANK", k, n, b"%d" % rng.randrange(-3, 3)],
+        [b"ZREMRANGEBYSCORE", k, b"(0", score], [b"ZREMRANGEBYLEX", k, b"[f1", b"+"],
+        [b"ZPOPMIN", k], [b"ZPOPMAX", k, n],
+        [b"ZMPOP", b"2", k, k2, rng.choice([b"MIN", b"MAX"]), b"COUNT", b"2"],
+        [b"ZRANGESTORE", k2, k, b"0", b"-1"], [b"ZRANGESTORE", k2, k, b"+inf", b"(0",
+                                                 b"BYSCORE", b"REV", b"LIMIT", b"0", n],
+        [b"ZUNIONSTORE", k2, b"2", k, k2, b"WEIGHTS", b"0.5", b"3"],
+        [b"ZINTERSTORE", k2, b"2", k, k2, b"AGGREGATE", rng.choice([b"MIN", b"MAX"])],
+        [b"ZDIFFSTORE", k2, b"2", k2, k], [b"ZRANDMEMBER", k, b"-3", b"WITHSCORES"],
+        [b"ZRANGE", k, b"0", b"-1", b"WITHSCORES"], [b"ZSCAN", k, b"0"],
+        # bitmaps, HyperLogLog, SORT ... STORE (which reads keys by pattern)
+        [b"SETBIT", k, n, b"1"], [b"SETBIT", k, b"%d" % rng.randrange(40), b"0"],
+        [b"BITOP", b"OR", k, k, k2], [b"BITOP", b"NOT", k2, k], [b"BITCOUNT", k],
+        [b"BITFIELD", k, b"OVERFLOW", b"FAIL", b"INCRBY", b"u3", b"#2", v],
+        [b"BITFIELD", k, b"SET", b"i8", b"0", v], [b"PFADD", k, v, f],
+        [b"PFMERGE", k2, k], [b"PFCOUNT", k, k2],
+        [b"SORT", k, b"BY", b"k*", b"GET", b"#", b"STORE", k2],
+        [b"SORT", k, b"BY", b"nosort", b"ALPHA", b"STORE", k2], [b"SORT", k, b"ALPHA"],
+        [b"LMPOP", b"2", k, k2, rng.choice([b"LEFT", b"RIGHT"]), b"COUNT", n],
+        # geo: points are sorted-set members; the STORE forms write a sorted set
+        [b"GEOADD", k, b"%.4f" % rng.uniform(-10, 10), b"%.4f" % rng.uniform(-10, 10), f],
+        [b"GEOSEARCHSTORE", k2, k, b"FROMLONLAT", b"0", b"0", b"BYRADIUS", b"2000", b"km",
+         b"STOREDIST"],
+        [b"GEORADIUS", k, b"0", b"0", b"1500", b"km", b"STORE", k2],
     ]
     if rng.random() < 0.01:
         return [b"SWAPDB", b"%d" % rng.randrange(3), b"%d" % rng.randrange(3)]
@@ -115,13 +148,17 @@ def test_replaying_the_propagated_stream_rebuilds_the_keyspace(seed):
 
 
 def test_workload_exercises_the_rewritten_forms():
-    effects = set().union(*(run_workload(seed, 1_500)[4] for seed in range(6)))
+    effects = set().union(*(run_workload(seed, 3_000)[4] for seed in range(6)))
     assert {(b"SPOP", b"SREM"), (b"SPOP", b"DEL"), (b"PEXPIRE", b"PEXPIREAT"),
             (b"EXPIRE", b"DEL"), (b"GET", b"DEL"), (b"INCRBYFLOAT", b"SET"),
             (b"HINCRBYFLOAT", b"HSET"), (b"SETEX", b"SET"), (b"FLUSHALL", b"FLUSHALL"),
             (b"MOVE", b"MOVE"), (b"COPY", b"COPY"), (b"SWAPDB", b"SWAPDB"),
             (b"SINTERSTORE", b"SINTERSTORE"), (b"LSET", b"LSET"),
-            (b"LTRIM", b"LTRIM")} <= effects
+            (b"LTRIM", b"LTRIM"), (b"ZMPOP", b"ZPOPMIN"), (b"ZMPOP", b"ZPOPMAX"),
+            (b"ZADD", b"ZADD"), (b"ZINCRBY", b"ZINCRBY"), (b"ZPOPMAX", b"ZPOPMAX"),
+            (b"ZUNIONSTORE", b"ZUNIONSTORE"), (b"ZRANGESTORE", b"ZRANGESTORE"),
+            (b"SORT", b"RPUSH"), (b"SETBIT", b"SETBIT"), (b"PFADD", b"PFADD"),
+            (b"GEOADD", b"zadd"), (b"GEOSEARCHSTORE", b"GEOSEARCHSTORE")} <= effects
 
 
 def test_replay_at_the_primarys_own_times_as_a_non_replica():
@@ -144,7 +181,7 @@ def test_propagated_commands_are_deterministic_forms():
     _, log, _, _, _ = run_workload(11, 2_000)
     names = {cmds[0] for _, batch in log for cmds in batch}
     assert not names & {b"GETEX", b"SPOP", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"SETEX",
-                        b"INCRBYFLOAT", b"HINCRBYFLOAT", b"GETSET", b"GETDEL"}
+                        b"INCRBYFLOAT", b"HINCRBYFLOAT", b"GETSET", b"GETDEL", b"ZMPOP"}
     for _, batch in log:
         for argv in batch:
             if argv[0] == b"SET":

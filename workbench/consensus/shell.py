@@ -61,9 +61,8 @@ from ..durability import RaftProvider
 from ..raft import (ConfigChange, EntryKind, Membership, NotLeader, RaftConfig, RaftNode,
                     Role, VoteRequest)
 from ..resp import ReplyError, RequestParser
-from ..store import snapshot as keyspace_snapshot
+from ..server import dataset, gating
 from ..storage.raft_log import RaftStorage
-from ..server import gating
 from ..server.persistence import StreamClient
 from .transport import PeerTransport
 
@@ -421,8 +420,7 @@ class RaftShell:
             magic, offset = _SNAPSHOT_HEADER.unpack_from(data)
             if magic != _SNAPSHOT_MAGIC:
                 raise ValueError(f"not a workbench keyspace snapshot (magic {magic!r})")
-            keyspace_snapshot.load(server.keyspace, data[_SNAPSHOT_HEADER.size:],
-                                   int(time.time() * 1000))
+            dataset.load(server, data[_SNAPSHOT_HEADER.size:], int(time.time() * 1000))
         server.repl.backlog.reset(offset)
         server.repl.stream_db = -1
 
@@ -442,7 +440,7 @@ class RaftShell:
                 self.server.pause_writers(True)
             return
         data = (_SNAPSHOT_HEADER.pack(_SNAPSHOT_MAGIC, self.server.repl.offset)
-                + keyspace_snapshot.dump(self.server.keyspace, int(time.time() * 1000)))
+                + dataset.dump(self.server, int(time.time() * 1000)))
         core.compact(self.applied_index, data)
         self.stats["snapshots"] += 1
         if self.compacting:

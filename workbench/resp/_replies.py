@@ -18,6 +18,8 @@ value                         RESP3                  RESP2 (Valkey's fallback)
 :class:`Verbatim`             verbatim ``=``         bulk string
 :data:`NULL_ARRAY`            null ``_``             null array ``*-1``
 :class:`Push`                 push ``>``             array ``*``
+:class:`Pairs`                array of ``*2`` pairs  flat array ``*2n``
+:class:`DoubleText`           double ``,``           bulk string
 ============================  ====================  ============================
 """
 
@@ -78,12 +80,23 @@ class SetReply(list):
     """A RESP3 set (an array in RESP2)."""
 
 
+class Pairs(list):
+    """A list of ``[a, b]`` pairs, e.g. members WITHSCORES: in RESP3 an array of
+    2-element arrays, in RESP2 one flat array ``a1 b1 a2 b2 ..`` (as Valkey answers)."""
+
+
 class Push(list):
     """A RESP3 out-of-band push (pub/sub messages); an array in RESP2."""
 
 
 class Double(float):
     """A RESP3 double (a bulk string in RESP2)."""
+
+
+class DoubleText(bytes):
+    """A double already spelled (GEOPOS's ``13.36138933897018433``, Valkey's
+    ``addReplyHumanLongDouble``): a RESP3 double with exactly this text, a bulk string in
+    RESP2."""
 
 
 class Verbatim(bytes):
@@ -165,8 +178,20 @@ def _encode_into(out: bytearray, value, proto: int) -> None:
         out += mark + b"%d\r\n" % len(value)
         for v in value:
             _encode_into(out, v, proto)
-    elif t is Double:
-        text = _double_text(value)
+    elif t is Pairs:
+        if proto == 3:
+            out += b"*%d\r\n" % len(value)
+            for pair in value:
+                out += b"*2\r\n"
+                _encode_into(out, pair[0], proto)
+                _encode_into(out, pair[1], proto)
+        else:
+            out += b"*%d\r\n" % (2 * len(value))
+            for pair in value:
+                _encode_into(out, pair[0], proto)
+                _encode_into(out, pair[1], proto)
+    elif t is Double or t is DoubleText:
+        text = _double_text(value) if t is Double else value
         out += (b",%s\r\n" % text) if proto == 3 else (b"$%d\r\n%s\r\n" % (len(text), text))
     elif t is Verbatim:
         if proto == 3:

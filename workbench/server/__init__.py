@@ -1,7 +1,9 @@
 """The asyncio server that wires a node together: connections, dispatch, replication."""
 
-from . import (commands_admin, commands_conn, commands_raft, commands_replication,  # noqa: F401
-               reply_blocking)
+from . import (blocking, commands_admin, commands_client, commands_command,  # noqa: F401
+               commands_conn, commands_introspection,
+               commands_observe, commands_raft, commands_replication, reply_blocking, scripting,
+               functions)
 from .config import SCHEMA, Config, ConfigError
 from .core import NodeServer
 

@@ -7,10 +7,11 @@ import os
 import re
 import time
 
-from ..resp import OK, Map, ReplyError, Verbatim
+from ..resp import OK, Map, ReplyError, Simple, Verbatim, strict_int
 from .config import ConfigError
 from .connection import Blocked
 from .registry import handles
+from . import debug_tools
 
 VERSION = "7.2.4"
 
@@ -160,8 +161,52 @@ def config(server, conn, argv):
         return OK
     if sub == b"REWRITE" and len(argv) == 2:
         return OK
+    if sub == b"HELP":
+        if len(argv) != 2:
+            return ReplyError("ERR wrong number of arguments for 'config|help' command")
+        return _CONFIG_HELP
     return ReplyError(f"ERR unknown subcommand or wrong number of arguments for "
                       f"'{argv[1].decode(errors='replace')}'. Try CONFIG HELP.")
+
+
+_CONFIG_HELP = [
+    b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"GET <pattern>", b"    Return parameters matching the glob-like <pattern> and their values.",
+    b"SET <directive> <value>", b"    Set the configuration <directive> to <value>.",
+    b"RESETSTAT", b"    Reset statistics reported by the INFO command.",
+    b"REWRITE", b"    Rewrite the configuration file.",
+    b"HELP", b"    Prints this help."]
+
+
+@handles("BGREWRITEAOF", 1, "admin noscript", group="server")
+def bgrewriteaof(server, conn, argv):
+    """Rewrite the append-only file from the keyspace.
+
+    Valkey forks and rewrites in the background; a node here writes the rebuilding
+    commands to a temporary file, fsyncs it and renames it over the AOF before it
+    answers -- the same result, with the loop paused meanwhile. Refused where the AOF is
+    not the node's to rewrite (no AOF, a raft node, the write-behind log) or while
+    writes still wait to become durable."""
+    from .debug_tools import rewrite_aof, rewrite_refusal
+    if server.aof is None:
+        return ReplyError("ERR BGREWRITEAOF needs an AOF: appendonly is off on this node")
+    refusal = rewrite_refusal(server, "BGREWRITEAOF")
+    if refusal is not None:
+        return refusal
+    failed = rewrite_aof(server)
+    if failed is not None:
+        return failed
+    server.log("Background append only file rewriting started (done in place)")
+    return Simple("Background append only file rewriting started")
+
+
+@handles("LOLWUT", -1, "readonly fast", group="server", since="5.0.0")
+def lolwut(server, conn, argv):
+    """Display some computer art and the server version."""
+    if len(argv) >= 3 and argv[1].upper() == b"VERSION" and strict_int(argv[2]) is None:
+        return ReplyError("ERR value is not an integer or out of range")
+    return Verbatim(b"Durability Workbench: every acknowledged write, accounted for.\n"
+                    b"Valkey-compatible ver. " + VERSION.encode() + b"\n")
 
 
 DEBUG_HOOKS: dict = {}   # b"reply-blocking-pause" -> handler(server, conn, argv), from later layers
@@ -235,8 +280,12 @@ def debug(server, conn, argv):
         return ([b"DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                  b"SLEEP <seconds>",
                  b"    Hold this client's reply for <seconds> (other clients go on)."]
+                + debug_tools.HELP
                 + [name.upper() for name in sorted(DEBUG_HOOKS)]
                 + [b"HELP", b"    Print this help."])
+    tool = debug_tools.SUBCOMMANDS.get(sub)
+    if tool is not None:
+        return tool(server, conn, argv)
     hook = DEBUG_HOOKS.get(sub.lower())
     if hook is not None:
         return hook(server, conn, argv)

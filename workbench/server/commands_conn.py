@@ -1,11 +1,9 @@
-"""Connection commands: handshake, transactions, pub/sub, client and command introspection."""
+"""Connection commands: handshake, transactions, pub/sub (CLIENT and COMMAND: commands_client.py)."""
 
 from __future__ import annotations
 
-import time
-
-from ..resp import (NULL_ARRAY, OK, PONG, Map, ReplyError, SetReply, Simple, Verbatim)
-from ..store import COMMANDS, lookup
+from ..resp import NULL_ARRAY, OK, PONG, Map, ReplyError, Simple
+from ..store import lookup
 from ..durability import NOT_HELD
 from .connection import NO_REPLY
 from .registry import handles
@@ -113,6 +111,9 @@ def reset(server, conn, argv):
     """Reset the connection."""
     server.unwatch(conn)
     server.pubsub.unsubscribe_all(conn)
+    server.monitors.discard(conn)
+    server.no_touch.discard(conn)
+    conn.reply_off, conn.reply_skip, conn.silenced, conn.no_evict = False, 0, False, False
     conn.multi, conn.multi_error, conn.db, conn.proto, conn.name = None, False, 0, 2, b""
     conn.authenticated = not server.config["requirepass"]
     return Simple("RESET")
@@ -166,21 +167,28 @@ def exec_(server, conn, argv):
     finally:
         server._in_exec = None
     if collected:
-        commands = [argv for entry in collected for argv in entry[1]]
-        first_db = collected[0][0]
-        if len(commands) > 1 or len({entry[0] for entry in collected}) > 1:
-            server.propagate([[b"MULTI"]], first_db)
-            for db, props, *_ in collected:
-                server.propagate(props, db)
-            server.propagate([[b"EXEC"]], collected[-1][0])
-        else:
-            server.propagate(commands, first_db)
-        conn.woff = server.repl.offset
-        _after_exec(server, collected, conn.woff)
-        hold = max(hold, conn.woff)
+        hold = max(hold, propagate_transaction(server, conn, collected))
     if server.gate is not None and hold > server.gate.committed_offset:
         conn.hold_until = hold             # the whole transaction's reply waits for its end
     return replies
+
+
+def propagate_transaction(server, conn, collected) -> int:
+    """Propagate what a transaction (or a script: scripting.py) collected in
+    ``server._in_exec``: one command as it is, several wrapped in MULTI/EXEC. Returns
+    the offset it reached (``conn.woff``)."""
+    commands = [argv for entry in collected for argv in entry[1]]
+    first_db = collected[0][0]
+    if len(commands) > 1 or len({entry[0] for entry in collected}) > 1:
+        server.propagate([[b"MULTI"]], first_db)
+        for db, props, *_ in collected:
+            server.propagate(props, db)
+        server.propagate([[b"EXEC"]], collected[-1][0])
+    else:
+        server.propagate(commands, first_db)
+    conn.woff = server.repl.offset
+    _after_exec(server, collected, conn.woff)
+    return conn.woff
 
 
 def _after_exec(server, collected, offset: int) -> None:
@@ -256,101 +264,6 @@ def punsubscribe(server, conn, argv):
 def publish(server, conn, argv):
     """Post a message to a channel."""
     return server.pubsub.publish(argv[1], argv[2])
-
-
-# -- CLIENT --------------------------------------------------------------------------------
-def client_line(server, c) -> str:
-    now = time.time()
-    return (f"id={c.id} addr={c.addr} laddr={c.laddr} fd=-1 name={c.name.decode(errors='replace')} "
-            f"age={int(now - c.created)} idle={int(now - c.last_interaction)} flags={c.flags} "
-            f"db={c.db} sub={len(c.channels)} psub={len(c.patterns)} ssub=0 "
-            f"multi={-1 if c.multi is None else len(c.multi)} qbuf={c.parser.buffered} "
-            f"resp={c.proto} cmd={c.last_command.decode(errors='replace').lower()} user=default "
-            f"lib-name={c.lib_name.decode(errors='replace')} "
-            f"lib-ver={c.lib_ver.decode(errors='replace')}")
-
-
-@handles("CLIENT", -2, "loading stale", group="connection")
-def client(server, conn, argv):
-    """Inspect and name client connections."""
-    sub = argv[1].upper()
-    if sub == b"ID" and len(argv) == 2:
-        return conn.id
-    if sub == b"SETNAME" and len(argv) == 3:
-        if b" " in argv[2] or b"\n" in argv[2]:
-            return ReplyError("ERR Client names cannot contain spaces, newlines or special characters.")
-        conn.name = argv[2]
-        return OK
-    if sub == b"GETNAME" and len(argv) == 2:
-        return conn.name or None
-    if sub == b"SETINFO" and len(argv) == 4:
-        attr = argv[2].upper()
-        if attr == b"LIB-NAME":
-            conn.lib_name = argv[3]
-        elif attr == b"LIB-VER":
-            conn.lib_ver = argv[3]
-        else:
-            return ReplyError(f"ERR Unrecognized option '{argv[2].decode(errors='replace')}'")
-        return OK
-    if sub == b"LIST":
-        lines = [client_line(server, c) for c in sorted(server.clients, key=lambda c: c.id)]
-        return Verbatim(("\n".join(lines) + "\n").encode())
-    if sub == b"INFO" and len(argv) == 2:
-        return Verbatim((client_line(server, conn) + "\n").encode())
-    if sub == b"KILL" and len(argv) == 3:
-        for c in list(server.clients):
-            if c.addr == argv[2].decode(errors="replace"):
-                c.close()
-                return OK
-        return ReplyError("ERR No such client")
-    if sub == b"HELP":
-        return [b"CLIENT <subcommand> [<arg> ...]. Subcommands are:", b"ID", b"SETNAME <name>",
-                b"GETNAME", b"SETINFO <LIB-NAME|LIB-VER> <value>", b"LIST", b"INFO",
-                b"KILL <ip:port>"]
-    return ReplyError(f"ERR unknown subcommand or wrong number of arguments for "
-                      f"'{argv[1].decode(errors='replace')}'. Try CLIENT HELP.")
-
-
-# -- COMMAND ---------------------------------------------------------------------------------
-def _command_info(spec):
-    flags = SetReply([Simple(f) for f in sorted(spec.flags)
-                      if f not in ("server", "keyspace")])
-    return [spec.name.lower().encode(), spec.arity, flags, spec.first_key, spec.last_key,
-            spec.step, SetReply([Simple("@" + spec.group)]), [], [], []]
-
-
-def _command_docs(spec):
-    return Map({b"summary": spec.summary.encode(), b"since": spec.since.encode(),
-                b"group": spec.group.encode(), b"complexity": b"O(1)"})
-
-
-@handles("COMMAND", -1, "loading stale", group="server")
-def command(server, conn, argv):
-    """Describe the commands this node knows."""
-    if len(argv) == 1:
-        return [_command_info(s) for s in COMMANDS.values()]
-    sub = argv[1].upper()
-    if sub == b"COUNT" and len(argv) == 2:
-        return len(COMMANDS)
-    if sub == b"INFO":
-        names = argv[2:] or [s.name.encode() for s in COMMANDS.values()]
-        return [_command_info(s) if (s := lookup(n)) else None for n in names]
-    if sub == b"DOCS":
-        names = argv[2:] or [s.name.encode() for s in COMMANDS.values()]
-        return Map({s.name.lower().encode(): _command_docs(s)
-                    for n in names if (s := lookup(n)) is not None})
-    if sub == b"LIST":
-        return [s.name.lower().encode() for s in COMMANDS.values()]
-    if sub == b"GETKEYS" and len(argv) > 2:
-        spec = lookup(argv[2])
-        if spec is None:
-            return ReplyError("ERR Invalid command specified")
-        keys = spec.keys(argv[2:])
-        if not keys:
-            return ReplyError("ERR The command has no key arguments")
-        return keys
-    return ReplyError(f"ERR unknown subcommand '{argv[1].decode(errors='replace')}'. "
-                      "Try COMMAND HELP.")
 
 
 __all__ = ["NO_REPLY", "VERSION"]

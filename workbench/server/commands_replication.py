@@ -7,8 +7,7 @@ import time
 from .. import events as ev
 from ..replication.primary import ReplicaPeer
 from ..resp import OK, ReplyError, Simple
-from ..store import snapshot
-from . import gating
+from . import dataset, gating
 from .connection import NO_REPLY, Blocked
 from .registry import handles
 
@@ -140,7 +139,7 @@ def psync(server, conn, argv):
                    f"sending {repl.offset + 1 - wanted} bytes of backlog")
     else:
         server.log(f"Full resync requested by replica {name}")
-        payload = snapshot.dump(server.keyspace, int(time.time() * 1000))
+        payload = dataset.dump(server, int(time.time() * 1000))
         repl.stream_db = -1           # the stream after a snapshot starts with a SELECT
         conn.write_raw(b"+FULLRESYNC %s %d\r\n" % (repl.replid.encode(), repl.offset))
         conn.write_raw(b"$%d\r\n" % len(payload) + payload)

@@ -178,7 +178,40 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("client-query-buffer-limit", _memory(1024 * 1024), "1gb"),
     Setting("maxclients", _integer(1, 100_000), "10000"),
     Setting("hz", _integer(1, 500), "10"),
+    # -- introspection (OBJECT, SLOWLOG, LATENCY, MEMORY): Valkey's names and defaults
+    Setting("slowlog-log-slower-than", _integer(-1, 2**63 - 1), "10000",
+            doc="SLOWLOG: log commands slower than this many microseconds; -1 off, 0 all"),
+    Setting("slowlog-max-len", _integer(0, 2**63 - 1), "128"),
+    Setting("latency-monitor-threshold", _integer(0, 2**63 - 1), "0",
+            doc="accepted; no latency events are recorded (LATENCY answers as a quiet server)"),
+    Setting("maxmemory", _memory(0), "0", doc="accepted; the workbench never evicts"),
+    Setting("maxmemory-policy", _enum("volatile-lru", "volatile-lfu", "volatile-random",
+                                      "volatile-ttl", "allkeys-lru", "allkeys-lfu",
+                                      "allkeys-random", "noeviction"), "noeviction",
+            doc="accepted (the workbench never evicts); an LFU policy lets OBJECT FREQ answer"),
+    # OBJECT ENCODING's thresholds (the compact encodings' limits)
+    Setting("list-max-listpack-size", _integer(-2**31, 2**31 - 1), "-2"),
+    Setting("set-max-intset-entries", _integer(0, 2**63 - 1), "512"),
+    Setting("set-max-listpack-entries", _integer(0, 2**63 - 1), "128"),
+    Setting("set-max-listpack-value", _integer(0, 2**63 - 1), "64"),
+    Setting("hash-max-listpack-entries", _integer(0, 2**63 - 1), "512"),
+    Setting("hash-max-listpack-value", _integer(0, 2**63 - 1), "64"),
+    Setting("zset-max-listpack-entries", _integer(0, 2**63 - 1), "128"),
+    Setting("zset-max-listpack-value", _integer(0, 2**63 - 1), "64"),
+    # scripting
+    Setting("busy-reply-threshold", _integer(0, 2**63 - 1), "5000",
+            doc="a script or function running longer (ms) is stopped with an error; 0: never"),
 ]}
+
+# Older names Valkey still accepts for a setting (CONFIG GET answers under both).
+ALIASES: dict[str, str] = {
+    "list-max-ziplist-size": "list-max-listpack-size",
+    "hash-max-ziplist-entries": "hash-max-listpack-entries",
+    "hash-max-ziplist-value": "hash-max-listpack-value",
+    "zset-max-ziplist-entries": "zset-max-listpack-entries",
+    "zset-max-ziplist-value": "zset-max-listpack-value",
+    "lua-time-limit": "busy-reply-threshold",
+}
 
 
 class Config:
@@ -195,7 +228,7 @@ class Config:
         return self._values[name]
 
     def set(self, name: str, raw, *, initial: bool = False) -> None:
-        setting = SCHEMA.get(name.lower())
+        setting = SCHEMA.get(ALIASES.get(name.lower(), name.lower()))
         if setting is None:
             raise ConfigError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
         if not setting.mutable and not initial:
@@ -213,8 +246,11 @@ class Config:
     def get(self, pattern: str) -> dict[str, str]:
         """Settings whose names match a glob ``pattern``, rendered as Valkey does."""
         pat = pattern.lower().encode()
-        return {name: _render(self._values[name]) for name in SCHEMA
-                if glob_match(pat, name.encode())}
+        found = {name: _render(self._values[name]) for name in SCHEMA
+                 if glob_match(pat, name.encode())}
+        found.update({alias: _render(self._values[name]) for alias, name in ALIASES.items()
+                      if glob_match(pat, alias.encode())})
+        return found
 
     def as_dict(self) -> dict[str, str]:
         return {name: _render(v) for name, v in self._values.items()}

@@ -86,6 +86,12 @@ class ClientConnection(asyncio.Protocol):
         self.held = HeldReplies()
         self.paused_by_gate = False           # its own held output passed its limit
         self.held_back = False                # the node's pinned bytes reached their budget
+        # CLIENT REPLY OFF / SKIP: replies are dropped (never held); CLIENT NO-EVICT
+        self.reply_off = False
+        self.reply_skip = 0                   # replies still to drop (SKIP: its own + the next)
+        self.silenced = False                 # reply_off or reply_skip: checked per reply
+        self.no_evict = False
+        self.blocked_future = None            # what a blocked client waits for (CLIENT UNBLOCK)
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport):
@@ -110,6 +116,9 @@ class ClientConnection(asyncio.Protocol):
         """The client shut its sending side. It may still be reading: keep the socket
         open until everything it sent is answered (held replies included), then close."""
         self.peer_done = True
+        if getattr(self, "blocked_on", None) is not None:
+            self.close()                          # blocked on keys: it leaves, as in Valkey
+            return True
         self._close_when_answered()
         return True
 
@@ -142,7 +151,7 @@ class ClientConnection(asyncio.Protocol):
                 self.pending.extend(items[i + 1:])
                 self._block(reply, out)
                 return
-            if reply is not _NO_REPLY:
+            if reply is not _NO_REPLY and not (self.silenced and self._drop_reply()):
                 if node.gate is None:
                     out.append(encode(reply, self.proto))
                 else:
@@ -186,6 +195,18 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(unsent) if len(unsent) > 1 else unsent[0])
 
+    def _drop_reply(self) -> bool:
+        """CLIENT REPLY OFF or SKIP: drop this reply. It is not held either (whatever it
+        waited for, nobody will read it), so it pins nothing."""
+        if self.reply_skip:
+            self.reply_skip -= 1
+        elif not self.reply_off:
+            self.silenced = False
+            return False
+        self.silenced = self.reply_off or self.reply_skip > 0
+        self.hold_until = NOT_HELD
+        return True
+
     def _protocol_error(self, err: ProtocolError, out: list) -> None:
         self.node.log(f"Protocol error ({err.reason}) from client: id={self.id} addr={self.addr}")
         if err.reply:
@@ -197,8 +218,12 @@ class ClientConnection(asyncio.Protocol):
 
     def _block(self, blocked: Blocked, out: list) -> None:
         self.blocked = True                       # first: a half-closed client stays open
+        self.blocked_future = blocked.future
         self.flush(out)
-        self.pause_reading()
+        if getattr(self, "blocked_on", None) is None:
+            self.pause_reading()
+        # else blocked on keys (BLPOP...): keep reading, as Valkey does, so that a client
+        # that goes away leaves the keys' queues; what it sends waits in ``pending``
         blocked.future.add_done_callback(self._unblocked)
 
     def _unblocked(self, future: asyncio.Future) -> None:
@@ -209,7 +234,7 @@ class ClientConnection(asyncio.Protocol):
             return
         reply = future.result()
         out = []
-        if reply is not _NO_REPLY:
+        if reply is not _NO_REPLY and not (self.silenced and self._drop_reply()):
             self._emit_gated(reply, out)
         self._drain_pending(out)
         self.resume_reading()
@@ -224,7 +249,7 @@ class ClientConnection(asyncio.Protocol):
             if type(reply) is Blocked:
                 self._block(reply, out)
                 return
-            if reply is not _NO_REPLY:
+            if reply is not _NO_REPLY and not (self.silenced and self._drop_reply()):
                 self._emit_gated(reply, out)
         self.flush(out)
 

@@ -25,12 +25,15 @@ import time
 from .. import events as ev
 from ..resp import QUEUED, ReplyError, encode_command
 from ..store import Keyspace, lookup, unknown_command, wrong_arity
-from ..store import snapshot
 from ..replication.primary import ReplicationState
 from ..replication.replica import ReplicaLink
 from ..durability import NOT_HELD
-from . import gating
+from . import dataset, gating
+from .blocking import UNBLOCKED_ROLE, BlockedClients
 from .commands_admin import protected_refusal
+from .commands_client import paused_reply
+from .commands_introspection import Slowlog, slow_log, touch as touch_keys
+from .commands_observe import feed_monitors
 from .connection import Blocked, ClientConnection, NO_REPLY
 from .persistence import AofPersistence, StreamClient
 from .pubsub import PubSub
@@ -41,6 +44,8 @@ NOREPLICAS = ReplyError("NOREPLICAS Not enough good replicas to write.")
 NOAUTH = ReplyError("NOAUTH Authentication required.")
 MASTERDOWN = ReplyError("MASTERDOWN Link with MASTER is down and replica-serve-stale-data "
                         "is set to 'no'.")
+# Not shown to MONITOR: admin commands (CONFIG, DEBUG...) and those that say so.
+_NOT_MONITORED = frozenset({"admin", "skip_monitor"})
 # Commands that run inside MULTI instead of being queued.
 _MULTI_CONTROL = frozenset({"EXEC", "DISCARD", "MULTI", "WATCH", "QUIT", "RESET"})
 _SUBSCRIBE_OK = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE",
@@ -62,7 +67,9 @@ class NodeServer(AofPersistence):
         self.known_history = True       # a primary's own history can be continued (psync2)
         self.clients: set[ClientConnection] = set()
         self.pubsub = PubSub(self)
+        self.monitors: set = set()               # connections that sent MONITOR
         self.watchers: dict = {}                 # (db, key) -> set of connections
+        self.blocked_clients = BlockedClients(self)   # BLPOP & co. waiting on keys
         self.aof = None                          # the AppendOnlyFile when appendonly is on
         self.aof_db = -1
         self.aof_offset_at_fsync = -1            # replication offset covered by the last fsync
@@ -100,6 +107,13 @@ class NodeServer(AofPersistence):
         self.stat_rejected = 0
         self.loaded_commands = 0
         self.log_lines: list[str] = []
+        # introspection (commands_introspection.py): SLOWLOG, OBJECT IDLETIME, CLIENT PAUSE
+        self.slowlog = Slowlog()
+        self.key_access: dict = {}               # (db, key) -> unix second of its last access
+        self.key_access_forgotten = 0            # the newest stamp dropped from key_access
+        self.no_touch: set = set()               # CLIENT NO-TOUCH ON connections
+        self.client_pause = None                 # ClientPause while CLIENT PAUSE lasts
+        self.active_expire = True                # DEBUG SET-ACTIVE-EXPIRE 0 turns it off
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, replica_of: tuple | None) -> None:
@@ -194,7 +208,10 @@ class NodeServer(AofPersistence):
             if self.eligibility is not None:
                 self.eligibility.dropped(conn.replica, "disconnected")
         self.pubsub.unsubscribe_all(conn)
+        self.monitors.discard(conn)
         self.unwatch(conn)
+        self.blocked_clients.disconnected(conn)
+        self.no_touch.discard(conn)
         self.held_back.pop(conn, None)
         if self.gate is not None and conn in self.gate.waiting:
             self.gate.waiting.discard(conn)
@@ -222,6 +239,10 @@ class NodeServer(AofPersistence):
                 return self.reject(conn, refusal)
         if not conn.authenticated and "noauth" not in spec.flags:
             return self.reject(conn, NOAUTH)
+        if self.client_pause is not None:                        # CLIENT PAUSE: wait
+            postponed = paused_reply(self, conn, spec, argv)
+            if postponed is not None:
+                return postponed
         if conn.multi is not None and spec.name not in _MULTI_CONTROL:
             if "no_multi" in spec.flags:
                 return self.reject(conn, ReplyError("ERR Command not allowed inside a transaction"))
@@ -231,6 +252,9 @@ class NodeServer(AofPersistence):
             return ReplyError(f"ERR Can't execute '{spec.name.lower()}': only (P|S)SUBSCRIBE / "
                               "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
         conn.last_command = argv[0]
+        if spec.first_key and conn not in self.no_touch:          # OBJECT IDLETIME
+            touch_keys(self, conn.db, (argv[spec.first_key],) if spec.last_key == spec.first_key
+                       else spec.keys(argv), int(time.time()))
         if spec.is_write and not conn.is_primary_link:
             refusal = self.write_refusal()
             if refusal is not None:
@@ -250,9 +274,24 @@ class NodeServer(AofPersistence):
                 if isinstance(admitted, ReplyError):
                     return self.reject(conn, admitted)
                 return Blocked(admitted)         # runs once a quorum confirms the leadership
-        if spec.is_server:
-            return SERVER_HANDLERS[spec.name](self, conn, argv)
-        return self.run_keyspace(conn, spec, argv, now_ms, verbatim)
+        if self.monitors and not spec.flags & _NOT_MONITORED:
+            feed_monitors(self, conn, argv)
+        # SLOWLOG: time the command while the threshold is on (-1: off)
+        started = time.perf_counter_ns() if self.config["slowlog-log-slower-than"] >= 0 else 0
+        try:
+            if spec.is_server:
+                reply = SERVER_HANDLERS[spec.name](self, conn, argv)
+            else:
+                reply = self.run_keyspace(conn, spec, argv, now_ms, verbatim)
+        except Exception as err:         # a bug of ours: answer it, keep serving everyone
+            self.log(f"Internal error running {spec.name}: {err!r}")
+            reply = ReplyError(f"ERR internal error running '{spec.name.lower()}': "
+                               f"{type(err).__name__}: {err}")
+        if started:
+            slow_log(self, conn, spec, argv, started)
+        if self.blocked_clients.ready and self._in_exec is None:
+            self.blocked_clients.serve()         # the command (a whole EXEC) has finished
+        return reply
 
     def reject(self, conn, error: ReplyError) -> ReplyError:
         self.stat_rejected += 1
@@ -296,6 +335,9 @@ class NodeServer(AofPersistence):
             conn.woff = self.repl.offset
             if self._in_exec is None:
                 wrote = conn.woff
+            if self.blocked_clients.waiting:     # keys clients wait on may be ready now
+                self.blocked_clients.signal(conn.db, outcome.changed_keys,
+                                            outcome.changed_elsewhere, outcome.flushed)
             if self.watchers:
                 self.touch_keys(conn.db, outcome.changed_keys)
                 for db, key in outcome.changed_elsewhere:
@@ -394,6 +436,7 @@ class NodeServer(AofPersistence):
             asyncio.get_running_loop().create_task(old_link.stop())
         self.repl.fail_waiters(ReplyError("UNBLOCKED force unblock from blocking operation, "
                                           "instance state changed (master -> replica?)"))
+        self.blocked_clients.unblock_all(UNBLOCKED_ROLE, close=True)
         if self.gate is not None:
             gating.disable(self, disconnect=True)
         for peer in list(self.repl.replicas):
@@ -438,7 +481,7 @@ class NodeServer(AofPersistence):
         for conns in self.watchers.values():
             for c in conns:
                 c.watch_dirty = True
-        snapshot.load(self.keyspace, payload, int(time.time() * 1000))
+        dataset.load(self, payload, int(time.time() * 1000))
         self.repl.adopt(replid, offset)
         self._primary_client.db = 0
         self._primary_client.multi = None
@@ -481,8 +524,10 @@ class NodeServer(AofPersistence):
             if self.paused:
                 continue
             now_ms = int(time.time() * 1000)
-            if self.leads:
+            if self.leads and self.active_expire:
                 self._expire_cycle(now_ms)
+            if self.blocked_clients.waiting and not self.leads:
+                self.blocked_clients.check_role()     # a Raft step-down: -UNBLOCKED
             if self.aof_error is not None and self.write_behind is None:
                 self.flush_aof()                  # retry a failed AOF write (as serverCron)
             now = time.monotonic()

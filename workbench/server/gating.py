@@ -342,11 +342,13 @@ def hold_offset(server, conn, spec, argv, wrote: int, read_elsewhere=()) -> int:
     (database, key) pairs of other databases the command looked at (MOVE, COPY)."""
     gate = server.gate
     offset = gate.offset_for_reply(wrote_offset=wrote, db=conn.db,
-                                   keys=spec.keys(argv) if spec.first_key else (),
+                                   keys=spec.keys(argv) if spec.first_key or spec.find_keys else (),
                                    keyspace_wide=spec.is_keyspace)
     for db, key in read_elsewhere:
         dirty = gate.uncommitted.offset_for(db, (key,))
         if dirty > gate.committed_offset and dirty > offset:
+            if offset == NOT_HELD:
+                gate.read_blocked_count += 1
             offset = dirty
     if offset != NOT_HELD and server.events.active:
         server.events.publish(ev.ReplyHeld(server.name, client=conn.id, offset=offset,

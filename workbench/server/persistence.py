@@ -19,7 +19,8 @@ from .. import events as ev
 from ..durability import NOT_HELD
 from ..resp import ReplyError
 from ..storage import AofError, AppendOnlyFile, load as load_aof
-from ..store import lookup, snapshot
+from ..store import lookup
+from . import dataset
 from .registry import SERVER_HANDLERS
 
 
@@ -96,7 +97,7 @@ class AofPersistence:
     def start_aof(self) -> None:
         """``CONFIG SET appendonly yes``: write the dataset as a fresh AOF, then append."""
         self._open_aof()
-        self.aof.rewrite(snapshot.dump(self.keyspace, int(time.time() * 1000)))
+        self.aof.rewrite(dataset.dump(self, int(time.time() * 1000)))
         self.aof_offset_at_fsync = self.repl.offset
 
     def stop_aof(self) -> None:

@@ -14,11 +14,12 @@ SERVER_HANDLERS: dict[str, Callable] = {}
 
 
 def handles(name: str, arity: int, flags: str = "", first: int = 0, last: int = 0,
-            step: int = 0, *, group: str = "server", summary: str = "", since: str = "1.0.0"):
+            step: int = 0, *, group: str = "server", summary: str = "", since: str = "1.0.0",
+            find_keys=None):
     def wrap(f):
         spec = server_command(name, arity, flags, first, last, step, group=group,
                               summary=summary or (f.__doc__ or "").strip().split("\n")[0],
-                              since=since)
+                              since=since, find_keys=find_keys)
         SERVER_HANDLERS[spec.name] = f
         return f
     return wrap

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ..resp import OK, Map, ReplyError
+from ..resp import OK, Map, Pairs, ReplyError
 from .cmd_strings import NOT_FLOAT, OVERFLOW, add_floats, float_text, parse_float
 from .keyspace import NOT_INTEGER, SYNTAX
 from .table import command
@@ -191,6 +191,6 @@ def hrandfield(ctx, argv):
         picked = rng.sample(fields, count)
     else:
         picked = rng.choices(fields, k=-count)
-    if len(argv) == 4:      # WITHVALUES: field, value, field, value ... (RESP2's flat form)
-        return [x for field in picked for x in (field, h[field])]
+    if len(argv) == 4:      # WITHVALUES: [field, value] pairs (flat in RESP2)
+        return Pairs([(field, h[field]) for field in picked])
     return picked

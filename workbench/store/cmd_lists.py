@@ -297,3 +297,54 @@ def lmove(ctx, argv):
 def rpoplpush(ctx, argv):
     """Pop the last element of a list and push it onto the head of another."""
     return _move(ctx, argv, from_left=False, to_left=True)
+
+
+def parse_lmpop(argv, numkeys_at: int):
+    """``numkeys key.. LEFT|RIGHT [COUNT n]`` of LMPOP (and BLMPOP), checked in Valkey's
+    order: (keys, from the head?, count)."""
+    numkeys = parse_int(argv[numkeys_at])
+    if numkeys is None or numkeys < 1:
+        raise ReplyError("ERR numkeys should be greater than 0")
+    where_at = numkeys_at + numkeys + 1
+    if where_at >= len(argv):
+        raise SYNTAX
+    left = _end(argv[where_at])
+    count = None
+    j = where_at + 1
+    while j < len(argv):
+        if count is None and argv[j].upper() == b"COUNT" and j + 1 < len(argv):
+            count = parse_int(argv[j + 1])
+            if count is None or count < 1:
+                raise ReplyError("ERR count should be greater than 0")
+            j += 2
+        else:
+            raise SYNTAX
+    return argv[numkeys_at + 1:where_at], left, count or 1
+
+
+def lmpop_keys(argv, numkeys_at: int = 1) -> list:
+    """The keys of ``LMPOP numkeys key..`` (Valkey finds them through numkeys)."""
+    return list(argv[numkeys_at + 1:numkeys_at + 1 + int(argv[numkeys_at])])
+
+
+def pop_from(ctx, key: bytes, items: deque, left: bool, count: int) -> list:
+    """Pop up to ``count`` elements of the list at ``key`` from one end; propagated as the
+    ``LPOP``/``RPOP key n`` it amounted to, as Valkey propagates LMPOP and BLMPOP."""
+    take = items.popleft if left else items.pop
+    popped = [take() for _ in range(min(count, len(items)))]
+    ctx.changed(key, "l", "lpop" if left else "rpop")
+    ctx.delete_if_empty(key, items)
+    ctx.rewrite_as([b"LPOP" if left else b"RPOP", key, b"%d" % len(popped)])
+    return popped
+
+
+@command("LMPOP", -4, "write movablekeys", 0, 0, 0, group="list", since="7.0.0",
+         find_keys=lmpop_keys)
+def lmpop(ctx, argv):
+    """Pop elements from the first non-empty of several lists: [key, [element..]]."""
+    keys, left, count = parse_lmpop(argv, 1)
+    for key in keys:
+        items = ctx.lookup_typed(key, deque)
+        if items is not None:
+            return [key, pop_from(ctx, key, items, left, count)]
+    return NULL_ARRAY

@@ -1,4 +1,4 @@
-"""Cursor scans inside one collection: HSCAN and SSCAN.
+"""Cursor scans inside one collection: HSCAN, SSCAN and ZSCAN.
 
 They work as the keyspace ``SCAN`` does (see ``cmd_keys``): an element's place in the
 scan order depends on the element alone, and the cursor is the next place to visit, so
@@ -19,6 +19,7 @@ from .glob import compile_glob
 from .keyspace import NOT_INTEGER, SYNTAX
 from .table import command
 from .values import parse_int
+from .zset import ZSet, score_text
 
 INVALID_CURSOR = ReplyError("ERR invalid cursor")
 _CURSOR_LIMIT = 2**64
@@ -75,3 +76,10 @@ def sscan(ctx, argv):
     """Iterate the members of a set incrementally, from a cursor."""
     cursor, _, members = _scan(ctx, argv, set)
     return [cursor, members]
+
+
+@command("ZSCAN", -3, "readonly", 1, 1, 1, group="sorted_set", since="2.8.0")
+def zscan(ctx, argv):
+    """Iterate the members and scores of a sorted set incrementally, from a cursor."""
+    cursor, z, members = _scan(ctx, argv, ZSet)
+    return [cursor, [x for member in members for x in (member, score_text(z.score(member)))]]

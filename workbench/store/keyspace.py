@@ -4,6 +4,7 @@ Values are plain Python containers, one type per Valkey type::
 
     string -> bytes        list -> collections.deque
     hash   -> dict         set  -> set
+    zset   -> zset.ZSet (a dict beside a sorted list of (score, member))
 
 Expiry times are absolute milliseconds in ``Database.expires``. Time is never read here:
 every call brings ``now_ms``, so the same commands at the same times give the same state.
@@ -23,12 +24,13 @@ from collections import deque
 
 from ..resp import ReplyError
 from .table import CommandSpec, lookup
+from .zset import ZSet
 
 WRONGTYPE = ReplyError("WRONGTYPE Operation against a key holding the wrong kind of value")
 NOT_INTEGER = ReplyError("ERR value is not an integer or out of range")
 SYNTAX = ReplyError("ERR syntax error")
 
-TYPE_NAMES = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set"}
+TYPE_NAMES = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set", ZSet: b"zset"}
 
 
 class Database:

@@ -1,7 +1,7 @@
 """A keyspace as the commands that rebuild it: the payload of a full sync and an AOF rewrite.
 
 ``dump`` writes, for every non-empty database, ``SELECT <db>`` and then one command per
-key (``SET``, ``RPUSH``, ``HSET``, ``SADD``; big containers in chunks of
+key (``SET``, ``RPUSH``, ``HSET``, ``SADD``, ``ZADD``; big containers in chunks of
 :data:`CHUNK` elements) followed by ``PEXPIREAT`` for a key with an expiry. Keys already
 expired at ``now_ms`` are left out. ``load`` replays such bytes through
 :meth:`Keyspace.execute` as a replica applies its primary's stream (expired keys are
@@ -17,6 +17,8 @@ from itertools import islice
 
 from ..resp import ReplyError, RequestParser, encode_command
 from .keyspace import Keyspace
+from .table import lookup
+from .zset import ZSet, score_text
 
 CHUNK = 128     # elements per rebuilding command (Valkey's AOF rewrite uses 64)
 
@@ -41,6 +43,10 @@ def key_commands(key: bytes, value):
     elif kind is set:
         for chunk in _chunks(value, CHUNK):
             yield [b"SADD", key, *chunk]
+    elif kind is ZSet:      # scores spelled exactly: replay rebuilds the very same doubles
+        for chunk in _chunks(value.items(), CHUNK):
+            yield [b"ZADD", key, *(part for member, score in chunk
+                                   for part in (score_text(score), member))]
     else:
         raise TypeError(f"cannot dump a {kind.__name__} value")
 
@@ -66,10 +72,12 @@ def dump(keyspace: Keyspace, now_ms: int) -> bytes:
     return b"".join(encode_command(argv) for argv in dump_commands(keyspace, now_ms))
 
 
-def load(keyspace: Keyspace, data: bytes, now_ms: int) -> int:
+def load(keyspace: Keyspace, data: bytes, now_ms: int, server_command=None) -> int:
     """Replay dumped (or AOF) commands into ``keyspace``; return how many ran.
 
-    Raises :class:`ValueError` on malformed bytes or a command that fails.
+    A command the keyspace does not run (a server's ``FUNCTION LOAD`` ahead of the keys)
+    goes to ``server_command(argv)``. Raises :class:`ValueError` on malformed bytes or a
+    command that fails.
     """
     parser = RequestParser()
     db = 0
@@ -82,6 +90,10 @@ def load(keyspace: Keyspace, data: bytes, now_ms: int) -> int:
             if not 0 <= db < len(keyspace.dbs):
                 raise ValueError(f"snapshot selects db {db}, out of range")
             continue
+        if server_command is not None and _is_server_command(argv[0]):
+            server_command(argv)
+            ran += 1
+            continue
         outcome = keyspace.execute(argv, db=db, now_ms=now_ms, replica=True)
         if isinstance(outcome.reply, ReplyError):
             raise ValueError(f"snapshot command {argv[0]!r} failed: {outcome.reply.text}")
@@ -89,3 +101,8 @@ def load(keyspace: Keyspace, data: bytes, now_ms: int) -> int:
     if parser.buffered:
         raise ValueError(f"snapshot truncated after {ran} commands")
     return ran
+
+
+def _is_server_command(name: bytes) -> bool:
+    spec = lookup(name)
+    return spec is not None and spec.is_server

@@ -20,7 +20,10 @@ flags and the positions of its keys. The server decides with these facts alone:
   informational, reported by ``COMMAND INFO``.
 
 Key positions follow Valkey's legacy (first, last, step) triple: ``last = -1`` means
-"through the last argument". Handlers for keyspace commands register themselves with
+"through the last argument". A command whose keys move (``ZUNION numkeys k1 k2 WEIGHTS
+..``, ``EVAL script numkeys ..``, ``SORT .. STORE dst``) is flagged ``movablekeys`` and
+also names a ``find_keys(argv) -> list`` that picks them out exactly; the triple stays
+the over-approximation ``COMMAND INFO`` reports. Handlers for keyspace commands register themselves with
 :func:`command`; server commands register with :func:`server_command` and no handler.
 """
 
@@ -42,6 +45,7 @@ class CommandSpec:
     summary: str = ""
     since: str = "1.0.0"
     handler: Callable | None = field(default=None, compare=False)
+    find_keys: Callable | None = field(default=None, compare=False)
     # bool views of the flags, read on every command:
     is_write: bool = False
     is_readonly: bool = False
@@ -52,7 +56,13 @@ class CommandSpec:
         return argc == self.arity if self.arity > 0 else argc >= -self.arity
 
     def keys(self, argv) -> list:
-        """The key arguments of ``argv``, by the (first, last, step) triple."""
+        """The key arguments of ``argv``: by ``find_keys`` for movable keys, else by the
+        (first, last, step) triple."""
+        if self.find_keys is not None:
+            try:
+                return self.find_keys(argv)
+            except (IndexError, ValueError):     # malformed: the handler will refuse it
+                return []
         if not self.first_key:
             return []
         last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key
@@ -62,11 +72,12 @@ class CommandSpec:
 COMMANDS: dict[bytes, CommandSpec] = {}
 
 
-def _register(name, arity, flags, first, last, step, group, summary, since, handler):
+def _register(name, arity, flags, first, last, step, group, summary, since, handler,
+              find_keys=None):
     flagset = frozenset(flags.split())
     spec = CommandSpec(
         name=name, arity=arity, flags=flagset, first_key=first, last_key=last, step=step,
-        group=group, summary=summary, since=since, handler=handler,
+        group=group, summary=summary, since=since, handler=handler, find_keys=find_keys,
         is_write="write" in flagset, is_readonly="readonly" in flagset,
         is_keyspace="keyspace" in flagset, is_server="server" in flagset)
     COMMANDS[name.lower().encode()] = spec
@@ -74,21 +85,22 @@ def _register(name, arity, flags, first, last, step, group, summary, since, hand
 
 
 def command(name: str, arity: int, flags: str, first: int = 0, last: int = 0, step: int = 0,
-            *, group: str = "generic", summary: str = "", since: str = "1.0.0"):
+            *, group: str = "generic", summary: str = "", since: str = "1.0.0",
+            find_keys: Callable | None = None):
     """Decorator registering a keyspace command handler ``f(ctx, argv) -> reply``."""
     def wrap(f):
         _register(name, arity, flags, first, last, step, group,
-                  summary or (f.__doc__ or "").strip().split("\n")[0], since, f)
+                  summary or (f.__doc__ or "").strip().split("\n")[0], since, f, find_keys)
         return f
     return wrap
 
 
 def server_command(name: str, arity: int, flags: str, first: int = 0, last: int = 0,
                    step: int = 0, *, group: str = "server", summary: str = "",
-                   since: str = "1.0.0") -> CommandSpec:
+                   since: str = "1.0.0", find_keys: Callable | None = None) -> CommandSpec:
     """Register a command the server layer executes itself (no keyspace handler)."""
     return _register(name, arity, flags + " server", first, last, step, group, summary, since,
-                     None)
+                     None, find_keys)
 
 
 _BY_SPELLING: dict[bytes, CommandSpec] = {}
