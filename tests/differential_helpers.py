@@ -3,12 +3,14 @@
 ``both`` (a fixture) gives one connection to a fresh workbench node and one to a
 ``redis-server`` started once per test module (loopback, stopped by its PID, emptied for
 each test). :func:`run_side_by_side` sends each command of a script to both and requires
-equal replies, errors word for word; :func:`keyspace_events` records what a script
-publishes. Import the fixtures by name into a test module to use them.
+equal replies, errors word for word; :func:`wire_replies` gives the raw reply bytes, for
+byte-for-byte comparisons in RESP2 and RESP3; :func:`keyspace_events` records what a
+script publishes. Import the fixtures by name into a test module to use them.
 """
 
 from __future__ import annotations
 
+import shlex
 import socket
 import subprocess
 import time
@@ -17,6 +19,7 @@ import pytest
 import redis
 
 import workbench as wb
+from workbench.resp import encode_command
 from conftest import require_binary
 
 
@@ -102,3 +105,34 @@ def keyspace_events(client, script: list[str]) -> list:
     finally:
         pubsub.close()
         watcher.close()
+
+
+def port_of(client: redis.Redis) -> int:
+    return client.connection_pool.connection_kwargs["port"]
+
+
+def _read_reply(f) -> bytes:
+    """One whole reply, as raw bytes."""
+    line = f.readline()
+    kind = line[:1]
+    if kind in b"$=":
+        n = int(line[1:])
+        return line if n < 0 else line + f.read(n + 2)
+    if kind in b"*~%>":
+        n = int(line[1:])
+        n = 2 * n if kind == b"%" else n
+        return line + b"".join(_read_reply(f) for _ in range(max(n, 0)))
+    assert kind in b"+-:,_#(", line
+    return line
+
+
+def wire_replies(port: int, script: list[str], proto: int) -> list[bytes]:
+    """The raw reply bytes to each command of ``script`` (each split like a shell line),
+    in RESP2 or (after ``HELLO 3``) RESP3: for comparing replies byte for byte."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        f = sock.makefile("rb")
+        replies = []
+        for command in (["HELLO 3"] if proto == 3 else []) + script:
+            sock.sendall(encode_command([w.encode() for w in shlex.split(command)]))
+            replies.append(_read_reply(f))
+        return replies[1:] if proto == 3 else replies

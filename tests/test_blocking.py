@@ -12,7 +12,7 @@ import redis
 
 import workbench as wb
 from conftest import wait_for
-from differential_helpers import both, redis_server, run_side_by_side  # noqa: F401
+from differential_helpers import both, port_of, redis_server, run_side_by_side  # noqa: F401
 
 pytestmark = pytest.mark.compat
 
@@ -44,10 +44,6 @@ def outcome_of(client, command):
         return ("error", str(err))
     except redis.ConnectionError as err:
         return ("disconnected", str(err))
-
-
-def port_of(client) -> int:
-    return client.connection_pool.connection_kwargs["port"]
 
 
 def blocked(client) -> int:

@@ -397,7 +397,11 @@ def test_dashboard_in_voila(page, lab, path):
     name = f"voila-{Path(path).stem}"
     page.goto(lab.url(f"voila/render/{path}"), wait_until="commit")
     page.wait_for_load_state("load", timeout=300_000)        # Voilà sends it once run
-    page.wait_for_function("() => wbDrive.loadingWidgets() === 0", timeout=60_000)
+    # the outputs' widgets are rendered after "load": wait for the controls to exist and
+    # for no "Loading widget..." to be left (a check of the second alone can come first)
+    page.wait_for_function(
+        "() => wbDrive.controls().length > 0 && wbDrive.loadingWidgets() === 0",
+        timeout=120_000)
     shown = page.inner_text("body")
     screenshot(page, f"{name}-0-loaded.png", ".jp-OutputArea-output")
     for failure in ("There was an error when executing cell", "Traceback",

@@ -33,3 +33,12 @@ def test_every_valkey_group_has_a_row_and_counts_add_up():
         total, have = int(by_group[group][1]), int(by_group[group][2])
         assert total == sum(1 for doc in valkey.values() if doc["group"] == group)
         assert 0 <= have <= total
+
+
+def test_every_command_sits_in_valkeys_group():
+    """COMMAND DOCS reports a command's group; it must be Valkey's."""
+    generator = _generator()
+    valkey, ours = generator.valkey_commands(), generator.our_commands()
+    wrong = {name: (spec.group, valkey[name]["group"]) for name, spec in ours.items()
+             if name in valkey and spec.group != valkey[name]["group"]}
+    assert wrong == {}

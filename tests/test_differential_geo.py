@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import random
 import shlex
-import socket
 
 import pytest
 import redis
 
-from differential_helpers import both, keyspace_events, redis_server  # noqa: F401
-from workbench.resp import encode_command
+from differential_helpers import (both, keyspace_events, port_of, redis_server,  # noqa: F401
+                                  wire_replies)
 
 pytestmark = pytest.mark.compat
 
@@ -193,34 +192,6 @@ SCRIPTS["ties"] = _ties_script(9)
 
 
 # -- raw replies ---------------------------------------------------------------------------------
-def _read_reply(f) -> bytes:
-    line = f.readline()
-    kind = line[:1]
-    if kind in b"$=":
-        n = int(line[1:])
-        return line if n < 0 else line + f.read(n + 2)
-    if kind in b"*~%>":
-        n = int(line[1:])
-        n = 2 * n if kind == b"%" else n
-        return line + b"".join(_read_reply(f) for _ in range(max(n, 0)))
-    assert kind in b"+-:,_#(", line
-    return line
-
-
-def wire_replies(port: int, script: list[str], proto: int) -> list[bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        f = sock.makefile("rb")
-        replies = []
-        for command in (["HELLO 3"] if proto == 3 else []) + script:
-            sock.sendall(encode_command([w.encode() for w in shlex.split(command)]))
-            replies.append(_read_reply(f))
-        return replies[1:] if proto == 3 else replies
-
-
-def _port(client: redis.Redis) -> int:
-    return client.connection_pool.connection_kwargs["port"]
-
-
 def _comparable(command: str, proto: int) -> bool:
     """Leave out the known spelling difference (see the module docstring)."""
     return not ("WITHSCORES" in command and command.startswith("ZRANGE dst"))
@@ -228,8 +199,8 @@ def _comparable(command: str, proto: int) -> bool:
 
 def assert_same_wire(ours, theirs, script, proto):
     script = ["FLUSHALL"] + script
-    mine = wire_replies(_port(ours), script, proto)
-    real = wire_replies(_port(theirs), script, proto)
+    mine = wire_replies(port_of(ours), script, proto)
+    real = wire_replies(port_of(theirs), script, proto)
     for command, a, b in zip(script, mine, real):
         if _comparable(command, proto):
             assert a == b, command

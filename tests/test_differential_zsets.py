@@ -10,14 +10,11 @@ checked there too.
 
 from __future__ import annotations
 
-import shlex
-import socket
 
 import pytest
-import redis
 
-from differential_helpers import both, keyspace_events, redis_server, run_side_by_side  # noqa: F401
-from workbench.resp import encode_command
+from differential_helpers import (both, keyspace_events, port_of, redis_server,  # noqa: F401
+                                  run_side_by_side, wire_replies)
 
 pytestmark = pytest.mark.compat
 
@@ -135,36 +132,6 @@ SCRIPTS["alg"] = [
     'ZSCAN big 0 MATCH m[12] COUNT 100', 'ZSCAN big x', 'ZSCAN nokey 0', 'ZSCAN str 0',
     'ZSCAN big 0 COUNT 0',
 ]
-
-def _read_reply(f) -> bytes:
-    """One whole reply, as raw bytes."""
-    line = f.readline()
-    kind = line[:1]
-    if kind in b"$=":
-        n = int(line[1:])
-        return line if n < 0 else line + f.read(n + 2)
-    if kind in b"*~%>":
-        n = int(line[1:])
-        n = 2 * n if kind == b"%" else n
-        return line + b"".join(_read_reply(f) for _ in range(max(n, 0)))
-    assert kind in b"+-:,_#(", line
-    return line
-
-
-def wire_replies(port: int, script: list[str], proto: int) -> list[bytes]:
-    """The raw reply bytes to each command of ``script`` (split like a shell line)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        f = sock.makefile("rb")
-        replies = []
-        for command in (["HELLO 3"] if proto == 3 else []) + script:
-            sock.sendall(encode_command([w.encode() for w in shlex.split(command)]))
-            replies.append(_read_reply(f))
-        return replies[1:] if proto == 3 else replies
-
-
-def port_of(client: redis.Redis) -> int:
-    return client.connection_pool.connection_kwargs["port"]
-
 
 def assert_same_wire(ours, theirs, script, proto):
     mine = wire_replies(port_of(ours), ["FLUSHALL"] + script, proto)

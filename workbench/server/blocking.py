@@ -271,7 +271,7 @@ class BlockedClients:
             waiter.future.add_done_callback(lambda _: waiter.conn.close())
 
     def disconnected(self, conn) -> None:
-        waiter = getattr(conn, "blocked_on", None)
+        waiter = conn.blocked_on
         if waiter is not None:
             self.leave(waiter)
             waiter.future.cancel()
@@ -469,19 +469,19 @@ def _single_zpop(server, conn, argv, highest: bool):
     return _pop_or_block(server, conn, _zpop_one(argv[1:-1], highest), timeout_ms)
 
 
-@handles("BZPOPMIN", -3, "write fast blocking", 1, -2, 1, group="sorted_set", since="5.0.0")
+@handles("BZPOPMIN", -3, "write fast blocking", 1, -2, 1, group="sorted-set", since="5.0.0")
 def bzpopmin(server, conn, argv):
     """Pop the lowest-scored member of the first non-empty sorted set, or block."""
     return _single_zpop(server, conn, argv, highest=False)
 
 
-@handles("BZPOPMAX", -3, "write fast blocking", 1, -2, 1, group="sorted_set", since="5.0.0")
+@handles("BZPOPMAX", -3, "write fast blocking", 1, -2, 1, group="sorted-set", since="5.0.0")
 def bzpopmax(server, conn, argv):
     """Pop the highest-scored member of the first non-empty sorted set, or block."""
     return _single_zpop(server, conn, argv, highest=True)
 
 
-@handles("BZMPOP", -5, "write blocking movablekeys", 0, 0, 0, group="sorted_set",
+@handles("BZMPOP", -5, "write blocking movablekeys", 0, 0, 0, group="sorted-set",
          since="7.0.0", find_keys=_mpop_keys)
 def bzmpop(server, conn, argv):
     """Pop members from the first non-empty sorted set, or block until there is one."""

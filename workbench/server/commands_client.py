@@ -146,7 +146,7 @@ def unblock(server, target, error: bool) -> bool:
     """Unblock ``target`` if it waits in a blocking command (BLPOP & co., WAIT, WAITAOF):
     as if it timed out, or with the UNBLOCKED error. A client postponed by CLIENT PAUSE,
     sleeping in DEBUG SLEEP or waiting for a Raft read round is not unblocked (0)."""
-    blocked_on = getattr(target, "blocked_on", None)
+    blocked_on = target.blocked_on
     if blocked_on is not None:
         return bool(blocked_on.unblock(error))
     future = getattr(target, "blocked_future", None)

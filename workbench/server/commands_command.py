@@ -18,7 +18,7 @@ def _syntax():
 
 
 _GROUP_CATEGORY = {"string": "@string", "list": "@list", "hash": "@hash", "set": "@set",
-                   "sorted-set": "@sortedset", "sorted_set": "@sortedset", "zset": "@sortedset",
+                   "sorted-set": "@sortedset", "geo": "@geo",
                    "bitmap": "@bitmap", "hyperloglog": "@hyperloglog", "generic": "@keyspace",
                    "pubsub": "@pubsub", "transactions": "@transaction",
                    "connection": "@connection", "scripting": "@scripting", "server": "@admin"}

@@ -92,6 +92,7 @@ class ClientConnection(asyncio.Protocol):
         self.silenced = False                 # reply_off or reply_skip: checked per reply
         self.no_evict = False
         self.blocked_future = None            # what a blocked client waits for (CLIENT UNBLOCK)
+        self.blocked_on = None                # its Waiter while blocked on keys (BLPOP ...)
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport):
@@ -116,7 +117,7 @@ class ClientConnection(asyncio.Protocol):
         """The client shut its sending side. It may still be reading: keep the socket
         open until everything it sent is answered (held replies included), then close."""
         self.peer_done = True
-        if getattr(self, "blocked_on", None) is not None:
+        if self.blocked_on is not None:
             self.close()                          # blocked on keys: it leaves, as in Valkey
             return True
         self._close_when_answered()
@@ -220,7 +221,7 @@ class ClientConnection(asyncio.Protocol):
         self.blocked = True                       # first: a half-closed client stays open
         self.blocked_future = blocked.future
         self.flush(out)
-        if getattr(self, "blocked_on", None) is None:
+        if self.blocked_on is None:
             self.pause_reading()
         # else blocked on keys (BLPOP...): keep reading, as Valkey does, so that a client
         # that goes away leaves the keys' queues; what it sends waits in ``pending``

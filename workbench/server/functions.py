@@ -16,8 +16,8 @@ import struct
 from ..resp import OK, Map, ReplyError, SetReply
 from ..store.glob import match_tokens, tokenize
 from .registry import handles
-from .scripting import (NOTBUSY, raft_barrier, run_unit, scripting, split_keys,
-                        subcommand_arity_error, script_keys)
+from .scripting import (NOTBUSY, SCRIPT_FLAGS, raft_barrier, run_unit, scripting,
+                        script_keys, split_keys, subcommand_arity_error)
 
 _NAME_ERROR = ("ERR Library names can only contain letters, numbers, or underscores(_) and "
                "must be at least one character long")
@@ -291,16 +291,13 @@ FUNCTION_HELP = [
 
 
 # -- FCALL ---------------------------------------------------------------------------------
-_FCALL_FLAGS = "noscript stale skip_monitor may_replicate no_mandatory_keys movablekeys"
-
-
-@handles("FCALL", -3, _FCALL_FLAGS, group="scripting", since="7.0.0", find_keys=script_keys)
+@handles("FCALL", -3, SCRIPT_FLAGS, group="scripting", since="7.0.0", find_keys=script_keys)
 def fcall(server, conn, argv):
     """Invoke a function."""
     return _fcall(server, conn, argv, read_only_command=False)
 
 
-@handles("FCALL_RO", -3, "readonly " + _FCALL_FLAGS.replace(" may_replicate", ""),
+@handles("FCALL_RO", -3, "readonly " + SCRIPT_FLAGS.replace(" may_replicate", ""),
          group="scripting", since="7.0.0", find_keys=script_keys)
 def fcall_ro(server, conn, argv):
     """Invoke a read-only function."""

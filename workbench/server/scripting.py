@@ -262,17 +262,17 @@ def evaluate(server, conn, argv, script: Script, sha: bytes, read_only_command: 
                                                          sha.decode()), read_only)
 
 
-# Valkey 8's flags; redis-server 7.0 has no may_replicate on EVAL/EVALSHA/FCALL.
-_EVAL_FLAGS = "noscript stale skip_monitor may_replicate no_mandatory_keys movablekeys"
+# Valkey 8's flags of EVAL, EVALSHA, FCALL; redis-server 7.0 has no may_replicate on them.
+SCRIPT_FLAGS = "noscript stale skip_monitor may_replicate no_mandatory_keys movablekeys"
 
 
-@handles("EVAL", -3, _EVAL_FLAGS, group="scripting", since="2.6.0", find_keys=script_keys)
+@handles("EVAL", -3, SCRIPT_FLAGS, group="scripting", since="2.6.0", find_keys=script_keys)
 def eval_(server, conn, argv):
     """Run a Lua script."""
     return _eval(server, conn, argv, read_only=False)
 
 
-@handles("EVAL_RO", -3, "readonly " + _EVAL_FLAGS.replace(" may_replicate", ""),
+@handles("EVAL_RO", -3, "readonly " + SCRIPT_FLAGS.replace(" may_replicate", ""),
          group="scripting", since="7.0.0", find_keys=script_keys)
 def eval_ro(server, conn, argv):
     """Run a read-only Lua script."""
@@ -289,13 +289,13 @@ def _eval(server, conn, argv, read_only):
     return evaluate(server, conn, argv, script, sha, read_only)
 
 
-@handles("EVALSHA", -3, _EVAL_FLAGS, group="scripting", since="2.6.0", find_keys=script_keys)
+@handles("EVALSHA", -3, SCRIPT_FLAGS, group="scripting", since="2.6.0", find_keys=script_keys)
 def evalsha(server, conn, argv):
     """Run a cached Lua script by its SHA1 digest."""
     return _evalsha(server, conn, argv, read_only=False)
 
 
-@handles("EVALSHA_RO", -3, "readonly " + _EVAL_FLAGS.replace(" may_replicate", ""),
+@handles("EVALSHA_RO", -3, "readonly " + SCRIPT_FLAGS.replace(" may_replicate", ""),
          group="scripting", since="7.0.0", find_keys=script_keys)
 def evalsha_ro(server, conn, argv):
     """Run a cached read-only Lua script by its SHA1 digest."""

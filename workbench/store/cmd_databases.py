@@ -130,7 +130,7 @@ def _swap_index(raw: bytes, which: str) -> int:
     return index
 
 
-@command("SWAPDB", 3, "write fast", 0, 0, 0, since="4.0.0")
+@command("SWAPDB", 3, "write fast", 0, 0, 0, group="server", since="4.0.0")
 def swapdb(ctx, argv):
     """Exchange the contents of two databases; every client sees the other one at once."""
     first, second = _swap_index(argv[1], "first"), _swap_index(argv[2], "second")

@@ -132,7 +132,7 @@ def scan(ctx, argv):
     return [b"%d" % cursor, found]
 
 
-@command("DBSIZE", 1, "readonly fast keyspace", 0, 0, 0)
+@command("DBSIZE", 1, "readonly fast keyspace", 0, 0, 0, group="server")
 def dbsize(ctx, argv):
     """The number of keys in the selected database (expired ones not yet removed count)."""
     return len(ctx.db.data)
@@ -156,7 +156,7 @@ def _flush_mode(argv) -> None:
         raise SYNTAX
 
 
-@command("FLUSHDB", -1, "write", 0, 0, 0)
+@command("FLUSHDB", -1, "write", 0, 0, 0, group="server")
 def flushdb(ctx, argv):
     """Remove every key of the selected database."""
     _flush_mode(argv)
@@ -166,7 +166,7 @@ def flushdb(ctx, argv):
     return OK
 
 
-@command("FLUSHALL", -1, "write", 0, 0, 0)
+@command("FLUSHALL", -1, "write", 0, 0, 0, group="server")
 def flushall(ctx, argv):
     """Remove every key of every database."""
     _flush_mode(argv)

@@ -8,7 +8,7 @@ from itertools import islice
 from ..resp import NULL_ARRAY, OK, ReplyError
 from .keyspace import NOT_INTEGER, SYNTAX
 from .table import command
-from .values import negatable_count, parse_int
+from .values import negatable_count, parse_int, parse_multi_pop
 
 NO_SUCH_KEY = ReplyError("ERR no such key")
 INDEX_OUT_OF_RANGE = ReplyError("ERR index out of range")
@@ -300,26 +300,8 @@ def rpoplpush(ctx, argv):
 
 
 def parse_lmpop(argv, numkeys_at: int):
-    """``numkeys key.. LEFT|RIGHT [COUNT n]`` of LMPOP (and BLMPOP), checked in Valkey's
-    order: (keys, from the head?, count)."""
-    numkeys = parse_int(argv[numkeys_at])
-    if numkeys is None or numkeys < 1:
-        raise ReplyError("ERR numkeys should be greater than 0")
-    where_at = numkeys_at + numkeys + 1
-    if where_at >= len(argv):
-        raise SYNTAX
-    left = _end(argv[where_at])
-    count = None
-    j = where_at + 1
-    while j < len(argv):
-        if count is None and argv[j].upper() == b"COUNT" and j + 1 < len(argv):
-            count = parse_int(argv[j + 1])
-            if count is None or count < 1:
-                raise ReplyError("ERR count should be greater than 0")
-            j += 2
-        else:
-            raise SYNTAX
-    return argv[numkeys_at + 1:where_at], left, count or 1
+    """LMPOP's (and BLMPOP's) arguments: (keys, from the head?, count)."""
+    return parse_multi_pop(argv, numkeys_at, (b"LEFT", b"RIGHT"))
 
 
 def lmpop_keys(argv, numkeys_at: int = 1) -> list:

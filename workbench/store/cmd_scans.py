@@ -78,7 +78,7 @@ def sscan(ctx, argv):
     return [cursor, members]
 
 
-@command("ZSCAN", -3, "readonly", 1, 1, 1, group="sorted_set", since="2.8.0")
+@command("ZSCAN", -3, "readonly", 1, 1, 1, group="sorted-set", since="2.8.0")
 def zscan(ctx, argv):
     """Iterate the members and scores of a sorted set incrementally, from a cursor."""
     cursor, z, members = _scan(ctx, argv, ZSet)

@@ -19,7 +19,7 @@ import re
 from ..resp import NULL_ARRAY, Double, Pairs, ReplyError
 from .keyspace import NOT_INTEGER, SYNTAX, wrong_arity
 from .table import command
-from .values import LLONG_MAX, negatable_count, parse_int
+from .values import LLONG_MAX, negatable_count, parse_int, parse_multi_pop
 from .zset import ZSet
 
 
@@ -166,19 +166,19 @@ def _zadd(ctx, argv, incr: bool):
     return added + updated if ch else added
 
 
-@command("ZADD", -4, "write denyoom fast", 1, 1, 1, group="sorted_set", since="1.2.0")
+@command("ZADD", -4, "write denyoom fast", 1, 1, 1, group="sorted-set", since="1.2.0")
 def zadd(ctx, argv):
     """Add members with scores (or update their scores): NX, XX, GT, LT, CH, INCR."""
     return _zadd(ctx, argv, incr=False)
 
 
-@command("ZINCRBY", 4, "write denyoom fast", 1, 1, 1, group="sorted_set", since="1.2.0")
+@command("ZINCRBY", 4, "write denyoom fast", 1, 1, 1, group="sorted-set", since="1.2.0")
 def zincrby(ctx, argv):
     """Add an increment to a member's score (from 0 for a new member); the new score."""
     return _zadd(ctx, argv, incr=True)
 
 
-@command("ZREM", -3, "write fast", 1, 1, 1, group="sorted_set", since="1.2.0")
+@command("ZREM", -3, "write fast", 1, 1, 1, group="sorted-set", since="1.2.0")
 def zrem(ctx, argv):
     """Remove members; return how many were there."""
     key = argv[1]
@@ -197,14 +197,14 @@ def zrem(ctx, argv):
 
 
 # -- reading single members -------------------------------------------------------------------
-@command("ZCARD", 2, "readonly fast", 1, 1, 1, group="sorted_set", since="1.2.0")
+@command("ZCARD", 2, "readonly fast", 1, 1, 1, group="sorted-set", since="1.2.0")
 def zcard(ctx, argv):
     """The number of members."""
     z = ctx.lookup_typed(argv[1], ZSet)
     return 0 if z is None else len(z)
 
 
-@command("ZSCORE", 3, "readonly fast", 1, 1, 1, group="sorted_set", since="1.2.0")
+@command("ZSCORE", 3, "readonly fast", 1, 1, 1, group="sorted-set", since="1.2.0")
 def zscore(ctx, argv):
     """A member's score, or nil."""
     z = ctx.lookup_typed(argv[1], ZSet)
@@ -212,7 +212,7 @@ def zscore(ctx, argv):
     return None if score is None else Double(score)
 
 
-@command("ZMSCORE", -3, "readonly fast", 1, 1, 1, group="sorted_set", since="6.2.0")
+@command("ZMSCORE", -3, "readonly fast", 1, 1, 1, group="sorted-set", since="6.2.0")
 def zmscore(ctx, argv):
     """The scores of several members (nil for each one missing)."""
     z = ctx.lookup_typed(argv[1], ZSet)
@@ -236,13 +236,13 @@ def _zrank(ctx, argv, reverse: bool):
 
 
 # Valkey 7.2 added WITHSCORE (arity -3); Redis 7.0 has arity 3 and no option.
-@command("ZRANK", -3, "readonly fast", 1, 1, 1, group="sorted_set", since="2.0.0")
+@command("ZRANK", -3, "readonly fast", 1, 1, 1, group="sorted-set", since="2.0.0")
 def zrank(ctx, argv):
     """A member's 0-based position by ascending score [WITHSCORE], or nil."""
     return _zrank(ctx, argv, reverse=False)
 
 
-@command("ZREVRANK", -3, "readonly fast", 1, 1, 1, group="sorted_set", since="2.0.0")
+@command("ZREVRANK", -3, "readonly fast", 1, 1, 1, group="sorted-set", since="2.0.0")
 def zrevrank(ctx, argv):
     """A member's 0-based position by descending score [WITHSCORE], or nil."""
     return _zrank(ctx, argv, reverse=True)
@@ -277,47 +277,28 @@ def _zpop(ctx, argv, highest: bool):
     return scored(popped)
 
 
-@command("ZPOPMIN", -2, "write fast", 1, 1, 1, group="sorted_set", since="5.0.0")
+@command("ZPOPMIN", -2, "write fast", 1, 1, 1, group="sorted-set", since="5.0.0")
 def zpopmin(ctx, argv):
     """Remove and return the members with the lowest scores [count]."""
     return _zpop(ctx, argv, highest=False)
 
 
-@command("ZPOPMAX", -2, "write fast", 1, 1, 1, group="sorted_set", since="5.0.0")
+@command("ZPOPMAX", -2, "write fast", 1, 1, 1, group="sorted-set", since="5.0.0")
 def zpopmax(ctx, argv):
     """Remove and return the members with the highest scores [count]."""
     return _zpop(ctx, argv, highest=True)
 
 
 def parse_mpop(argv, numkeys_at: int):
-    """``numkeys key.. MIN|MAX [COUNT n]`` of ZMPOP (and BZMPOP): (keys, highest, count)."""
-    numkeys = parse_int(argv[numkeys_at])
-    if numkeys is None or numkeys < 1:
-        raise ReplyError("ERR numkeys should be greater than 0")
-    where_at = numkeys_at + numkeys + 1
-    if where_at >= len(argv):
-        raise SYNTAX
-    where = argv[where_at].upper()
-    if where not in (b"MIN", b"MAX"):
-        raise SYNTAX
-    count = None
-    j = where_at + 1
-    while j < len(argv):
-        if count is None and argv[j].upper() == b"COUNT" and j + 1 < len(argv):
-            count = parse_int(argv[j + 1])
-            if count is None or count < 1:
-                raise ReplyError("ERR count should be greater than 0")
-            j += 2
-        else:
-            raise SYNTAX
-    return argv[numkeys_at + 1:where_at], where == b"MAX", count or 1
+    """ZMPOP's (and BZMPOP's) arguments: (keys, the highest scores?, count)."""
+    return parse_multi_pop(argv, numkeys_at, (b"MAX", b"MIN"))
 
 
 def mpop_keys(argv, numkeys_at: int = 1) -> list:
     return list(argv[numkeys_at + 1:numkeys_at + 1 + int(argv[numkeys_at])])
 
 
-@command("ZMPOP", -4, "write movablekeys", 0, 0, 0, group="sorted_set", since="7.0.0",
+@command("ZMPOP", -4, "write movablekeys", 0, 0, 0, group="sorted-set", since="7.0.0",
          find_keys=mpop_keys)
 def zmpop(ctx, argv):
     """Pop from the first non-empty of several sorted sets: [key, [[member, score]..]];
@@ -333,7 +314,7 @@ def zmpop(ctx, argv):
     return NULL_ARRAY
 
 
-@command("ZRANDMEMBER", -2, "readonly", 1, 1, 1, group="sorted_set", since="6.2.0")
+@command("ZRANDMEMBER", -2, "readonly", 1, 1, 1, group="sorted-set", since="6.2.0")
 def zrandmember(ctx, argv):
     """Random members: distinct for a positive count, repeating for a negative one."""
     key = argv[1]

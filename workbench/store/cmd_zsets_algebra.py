@@ -161,49 +161,49 @@ def _store_keys(argv) -> list:
     return [argv[1], *argv[3:3 + int(argv[2])]]
 
 
-@command("ZUNION", -3, "readonly movablekeys", 0, 0, 0, group="sorted_set", since="6.2.0",
+@command("ZUNION", -3, "readonly movablekeys", 0, 0, 0, group="sorted-set", since="6.2.0",
          find_keys=_read_keys)
 def zunion(ctx, argv):
     """The members of any input [WEIGHTS] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]."""
     return _combine(ctx, argv, 1, UNION, False)
 
 
-@command("ZINTER", -3, "readonly movablekeys", 0, 0, 0, group="sorted_set", since="6.2.0",
+@command("ZINTER", -3, "readonly movablekeys", 0, 0, 0, group="sorted-set", since="6.2.0",
          find_keys=_read_keys)
 def zinter(ctx, argv):
     """The members of every input [WEIGHTS] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]."""
     return _combine(ctx, argv, 1, INTER, False)
 
 
-@command("ZDIFF", -3, "readonly movablekeys", 0, 0, 0, group="sorted_set", since="6.2.0",
+@command("ZDIFF", -3, "readonly movablekeys", 0, 0, 0, group="sorted-set", since="6.2.0",
          find_keys=_read_keys)
 def zdiff(ctx, argv):
     """The members of the first input that are in no other [WITHSCORES]."""
     return _combine(ctx, argv, 1, DIFF, False)
 
 
-@command("ZUNIONSTORE", -4, "write denyoom movablekeys", 1, 1, 1, group="sorted_set",
+@command("ZUNIONSTORE", -4, "write denyoom movablekeys", 1, 1, 1, group="sorted-set",
          since="2.0.0", find_keys=_store_keys)
 def zunionstore(ctx, argv):
     """Store the union of inputs in a key; return its size."""
     return _combine(ctx, argv, 2, UNION, True)
 
 
-@command("ZINTERSTORE", -4, "write denyoom movablekeys", 1, 1, 1, group="sorted_set",
+@command("ZINTERSTORE", -4, "write denyoom movablekeys", 1, 1, 1, group="sorted-set",
          since="2.0.0", find_keys=_store_keys)
 def zinterstore(ctx, argv):
     """Store the intersection of inputs in a key; return its size."""
     return _combine(ctx, argv, 2, INTER, True)
 
 
-@command("ZDIFFSTORE", -4, "write denyoom movablekeys", 1, 1, 1, group="sorted_set",
+@command("ZDIFFSTORE", -4, "write denyoom movablekeys", 1, 1, 1, group="sorted-set",
          since="6.2.0", find_keys=_store_keys)
 def zdiffstore(ctx, argv):
     """Store the difference of inputs in a key; return its size."""
     return _combine(ctx, argv, 2, DIFF, True)
 
 
-@command("ZINTERCARD", -3, "readonly movablekeys", 0, 0, 0, group="sorted_set",
+@command("ZINTERCARD", -3, "readonly movablekeys", 0, 0, 0, group="sorted-set",
          since="7.0.0", find_keys=_read_keys)
 def zintercard(ctx, argv):
     """The size of the intersection of inputs, counted up to LIMIT (0: no limit)."""

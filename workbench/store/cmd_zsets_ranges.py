@@ -62,7 +62,7 @@ def lex_range(raw_min: bytes, raw_max: bytes):
     return low, low_open, high, high_open
 
 
-@command("ZCOUNT", 4, "readonly fast", 1, 1, 1, group="sorted_set", since="2.0.0")
+@command("ZCOUNT", 4, "readonly fast", 1, 1, 1, group="sorted-set", since="2.0.0")
 def zcount(ctx, argv):
     """How many members have scores in a range (``(`` excludes an end)."""
     bounds = score_range(argv[2], argv[3])
@@ -73,7 +73,7 @@ def zcount(ctx, argv):
     return hi - lo
 
 
-@command("ZLEXCOUNT", 4, "readonly fast", 1, 1, 1, group="sorted_set", since="2.8.9")
+@command("ZLEXCOUNT", 4, "readonly fast", 1, 1, 1, group="sorted-set", since="2.8.9")
 def zlexcount(ctx, argv):
     """How many members are in a lexicographic range (``[a``, ``(a``, ``-``, ``+``)."""
     bounds = lex_range(argv[2], argv[3])
@@ -163,43 +163,43 @@ def _zrange(ctx, argv, src: int, store: bool, rangetype: str | None = None,
     return scored(pairs, withscores)
 
 
-@command("ZRANGE", -4, "readonly", 1, 1, 1, group="sorted_set", since="1.2.0")
+@command("ZRANGE", -4, "readonly", 1, 1, 1, group="sorted-set", since="1.2.0")
 def zrange(ctx, argv):
     """Members in a range of ranks, scores (BYSCORE) or members (BYLEX) [REV] [LIMIT]."""
     return _zrange(ctx, argv, 1, False)
 
 
-@command("ZRANGESTORE", -5, "write denyoom", 1, 2, 1, group="sorted_set", since="6.2.0")
+@command("ZRANGESTORE", -5, "write denyoom", 1, 2, 1, group="sorted-set", since="6.2.0")
 def zrangestore(ctx, argv):
     """Store a ZRANGE selection in a key; return its size."""
     return _zrange(ctx, argv, 2, True)
 
 
-@command("ZREVRANGE", -4, "readonly", 1, 1, 1, group="sorted_set", since="1.2.0")
+@command("ZREVRANGE", -4, "readonly", 1, 1, 1, group="sorted-set", since="1.2.0")
 def zrevrange(ctx, argv):
     """Members in a range of ranks, highest score first."""
     return _zrange(ctx, argv, 1, False, RANK, True)
 
 
-@command("ZRANGEBYSCORE", -4, "readonly", 1, 1, 1, group="sorted_set", since="1.0.5")
+@command("ZRANGEBYSCORE", -4, "readonly", 1, 1, 1, group="sorted-set", since="1.0.5")
 def zrangebyscore(ctx, argv):
     """Members with scores in a range, lowest first."""
     return _zrange(ctx, argv, 1, False, SCORE, False)
 
 
-@command("ZREVRANGEBYSCORE", -4, "readonly", 1, 1, 1, group="sorted_set", since="2.2.0")
+@command("ZREVRANGEBYSCORE", -4, "readonly", 1, 1, 1, group="sorted-set", since="2.2.0")
 def zrevrangebyscore(ctx, argv):
     """Members with scores in a range (given max first), highest first."""
     return _zrange(ctx, argv, 1, False, SCORE, True)
 
 
-@command("ZRANGEBYLEX", -4, "readonly", 1, 1, 1, group="sorted_set", since="2.8.9")
+@command("ZRANGEBYLEX", -4, "readonly", 1, 1, 1, group="sorted-set", since="2.8.9")
 def zrangebylex(ctx, argv):
     """Members in a lexicographic range (for members sharing one score)."""
     return _zrange(ctx, argv, 1, False, LEX, False)
 
 
-@command("ZREVRANGEBYLEX", -4, "readonly", 1, 1, 1, group="sorted_set", since="2.8.9")
+@command("ZREVRANGEBYLEX", -4, "readonly", 1, 1, 1, group="sorted-set", since="2.8.9")
 def zrevrangebylex(ctx, argv):
     """Members in a lexicographic range (given max first), highest first."""
     return _zrange(ctx, argv, 1, False, LEX, True)
@@ -235,19 +235,19 @@ def _zremrange(ctx, argv, rangetype: str, event: str):
     return removed
 
 
-@command("ZREMRANGEBYRANK", 4, "write", 1, 1, 1, group="sorted_set", since="2.0.0")
+@command("ZREMRANGEBYRANK", 4, "write", 1, 1, 1, group="sorted-set", since="2.0.0")
 def zremrangebyrank(ctx, argv):
     """Remove the members in a range of ranks; return how many went."""
     return _zremrange(ctx, argv, RANK, "zremrangebyrank")
 
 
-@command("ZREMRANGEBYSCORE", 4, "write", 1, 1, 1, group="sorted_set", since="1.2.0")
+@command("ZREMRANGEBYSCORE", 4, "write", 1, 1, 1, group="sorted-set", since="1.2.0")
 def zremrangebyscore(ctx, argv):
     """Remove the members with scores in a range; return how many went."""
     return _zremrange(ctx, argv, SCORE, "zremrangebyscore")
 
 
-@command("ZREMRANGEBYLEX", 4, "write", 1, 1, 1, group="sorted_set", since="2.8.9")
+@command("ZREMRANGEBYLEX", 4, "write", 1, 1, 1, group="sorted-set", since="2.8.9")
 def zremrangebylex(ctx, argv):
     """Remove the members in a lexicographic range; return how many went."""
     return _zremrange(ctx, argv, LEX, "zremrangebylex")

@@ -25,3 +25,28 @@ def negatable_count(raw: bytes) -> int:
         raise ReplyError(f"ERR value is out of range, value must between {-LLONG_MAX} and "
                          f"{LLONG_MAX}")
     return n
+
+
+def parse_multi_pop(argv, numkeys_at: int, ends: tuple):
+    """``numkeys key.. END [COUNT n]`` of LMPOP/ZMPOP (and their blocking forms), checked
+    in Valkey's order: (keys, whether END is ``ends[0]``, count)."""
+    numkeys = parse_int(argv[numkeys_at])
+    if numkeys is None or numkeys < 1:
+        raise ReplyError("ERR numkeys should be greater than 0")
+    where_at = numkeys_at + numkeys + 1
+    if where_at >= len(argv):
+        raise ReplyError("ERR syntax error")
+    end = argv[where_at].upper()
+    if end not in ends:
+        raise ReplyError("ERR syntax error")
+    count = None
+    j = where_at + 1
+    while j < len(argv):
+        if count is None and argv[j].upper() == b"COUNT" and j + 1 < len(argv):
+            count = parse_int(argv[j + 1])
+            if count is None or count < 1:
+                raise ReplyError("ERR count should be greater than 0")
+            j += 2
+        else:
+            raise ReplyError("ERR syntax error")
+    return argv[numkeys_at + 1:where_at], end == ends[0], count or 1
