@@ -33,26 +33,20 @@ WHY_COMMAND = {
     "acl": "one user: `requirepass` / `AUTH` (ACL rules are not modelled)",
     "bgsave": "no RDB snapshots: the AOF is the persistence the lessons are about",
     "save": "no RDB snapshots: the AOF is the persistence the lessons are about",
-    "bgrewriteaof": "no client-triggered rewrite; `DEBUG RELOAD` rewrites and reloads",
     "failover": "failover is the monitors' or Raft's decision, not a client command",
     "module": "no modules",
-    "monitor": "not built: the event stream (`cluster.events`, MQTT) shows every command",
     "shutdown": "nodes are stopped through the Python API (`node.kill()`, `Cluster.close()`)",
-    "lolwut": "not built",
-    "latency": "",
     "migrate": "one shard: keys do not move between servers",
-    "object": "",
     "pfdebug": "internal debugging of Valkey's HLL encoding",
     "pfselftest": "internal test of Valkey's HLL encoding",
     "spublish": "sharded pub/sub needs cluster mode",
     "ssubscribe": "sharded pub/sub needs cluster mode",
     "sunsubscribe": "sharded pub/sub needs cluster mode",
-    "asking": "cluster mode", "restore-asking": "cluster mode", "readonly": "cluster mode", "readwrite": "cluster mode",
+    "asking": "cluster mode", "restore-asking": "cluster mode",
+    "readonly": "cluster mode", "readwrite": "cluster mode",
     "cluster": "cluster mode: one shard, no slots",
 }
 WHY_GROUP = {
-    "stream": "not built yet: a stream is a second kind of log (entries, consumer groups, "
-              "XREAD blocking) beside the replication log the lessons are about",
     "cluster": "cluster mode: a workbench cluster is one shard, no slots",
 }
 

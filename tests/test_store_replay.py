@@ -6,6 +6,7 @@ import pytest
 
 from workbench.resp import ReplyError, RequestParser, encode_command
 from workbench.store import Keyspace
+from workbench.store.cmd_streams_readgroup import XREADGROUP_NOW
 from workbench.store.snapshot import CHUNK, dump, dump_commands, load
 
 KEYS = [b"k%d" % i for i in range(8)]
@@ -87,12 +88,34 @@ def random_command(rng: random.Random) -> list:
         [b"GEOSEARCHSTORE", k2, k, b"FROMLONLAT", b"0", b"0", b"BYRADIUS", b"2000", b"km",
          b"STOREDIST"],
         [b"GEORADIUS", k, b"0", b"0", b"1500", b"km", b"STORE", k2],
+        # streams: generated IDs, trims, groups and their pending entries
+        [b"XADD", k, b"*", f, v], [b"XADD", k, b"MAXLEN", b"~", n, b"*", f, v],
+        [b"XADD", k, b"MAXLEN", n, b"*", f, v], [b"XADD", k, b"%d-*" % rng.randrange(1_000_000, 1_400_000), f, v],
+        [b"XADD", k, b"NOMKSTREAM", b"MINID", b"=", b"%d" % rng.randrange(1_000_000, 1_010_000),
+         b"*", f, v],
+        [b"XDEL", k, b"%d-0" % rng.randrange(1_000_000, 1_010_000)],
+        [b"XTRIM", k, b"MAXLEN", n], [b"XSETID", k, b"9999999999-%s" % n],
+        [b"XGROUP", b"CREATE", k, b"g", rng.choice([b"0", b"$"]), b"MKSTREAM"],
+        [b"XGROUP", b"SETID", k, b"g", b"0"], [b"XGROUP", b"DELCONSUMER", k, b"g", f],
+        [b"XGROUP", b"CREATECONSUMER", k, b"g", f],
+        [b"XCLAIM", k, b"g", f, b"0", b"%d-0" % rng.randrange(1_000_000, 1_010_000)],
+        [b"XAUTOCLAIM", k, b"g", f, b"10", b"0", b"COUNT", b"3"],
+        [b"XACK", k, b"g", b"%d-0" % rng.randrange(1_000_000, 1_010_000)],
+        [b"XREADGROUP_NOW", b"GROUP", b"g", f, b"COUNT", b"2", b"STREAMS", k,
+         rng.choice([b">", b"0"])],
     ]
     if rng.random() < 0.01:
         return [b"SWAPDB", b"%d" % rng.randrange(3), b"%d" % rng.randrange(3)]
     if rng.random() < 0.01:
         return [rng.choice([b"FLUSHDB", b"FLUSHALL"])]
     return rng.choice(choices)
+
+
+def execute_on_primary(ks: Keyspace, argv: list, db: int, now_ms: int):
+    """``ks.execute``; XREADGROUP (a server command, as it may block) runs its read."""
+    if argv[0] == b"XREADGROUP_NOW":
+        return ks.run(XREADGROUP_NOW, [b"XREADGROUP", *argv[1:]], db, now_ms)
+    return ks.execute(argv, db=db, now_ms=now_ms)
 
 
 def stream_of(log) -> bytes:
@@ -121,7 +144,7 @@ def run_workload(seed: int, steps: int):
         now += rng.randrange(0, 300)
         db = rng.choice([0, 0, 0, 1, 2])
         argv = random_command(rng)
-        out = primary.execute(argv, db=db, now_ms=now)
+        out = execute_on_primary(primary, argv, db, now)
         log.append((db, out.propagate))
         if out.propagate:
             effects.add((argv[0], out.propagate[-1][0]))
@@ -169,7 +192,7 @@ def test_replay_at_the_primarys_own_times_as_a_non_replica():
         now += rng.randrange(0, 300)
         db = rng.choice([0, 1])
         applied_in = db
-        for argv in primary.execute(random_command(rng), db=db, now_ms=now).propagate:
+        for argv in execute_on_primary(primary, random_command(rng), db, now).propagate:
             if argv[0] == b"SELECT":             # MOVE/COPY deleting an expired key elsewhere
                 applied_in = int(argv[1])
                 continue

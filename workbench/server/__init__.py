@@ -1,6 +1,6 @@
 """The asyncio server that wires a node together: connections, dispatch, replication."""
 
-from . import (blocking, commands_admin, commands_client, commands_command,  # noqa: F401
+from . import (blocking, blocking_streams, commands_admin, commands_client, commands_command,  # noqa: F401
                commands_conn, commands_introspection,
                commands_observe, commands_raft, commands_replication, reply_blocking, scripting,
                functions)

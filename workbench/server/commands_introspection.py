@@ -272,6 +272,8 @@ def memory_usage(server, db: int, key: bytes, value, samples: int) -> int:
         return size + _sds(len(value))
     if enc == "intset":
         return size + 8 + 8 * len(value)
+    if enc == "stream":     # its nodes' listpacks + radix tree, groups, PEL entries (NACKs)
+        return size + value.memory_estimate()
     if type(value) is dict:
         items = ((f, v) for f, v in value.items())
         per = (lambda fv: len(fv[0]) + len(fv[1]) + 4) if enc == "listpack" else \

@@ -252,7 +252,8 @@ class NodeServer(AofPersistence):
             return ReplyError(f"ERR Can't execute '{spec.name.lower()}': only (P|S)SUBSCRIBE / "
                               "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
         conn.last_command = argv[0]
-        if spec.first_key and conn not in self.no_touch:          # OBJECT IDLETIME
+        if spec.first_key and len(argv) > spec.first_key and conn not in self.no_touch:
+            # OBJECT IDLETIME: stamp the keys as accessed
             touch_keys(self, conn.db, (argv[spec.first_key],) if spec.last_key == spec.first_key
                        else spec.keys(argv), int(time.time()))
         if spec.is_write and not conn.is_primary_link:

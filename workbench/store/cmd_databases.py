@@ -20,6 +20,7 @@ from collections import deque
 
 from ..resp import OK, ReplyError
 from .keyspace import NOT_INTEGER, SYNTAX, Database
+from .stream import Stream
 from .table import command
 from .values import parse_int
 
@@ -90,6 +91,8 @@ def move(ctx, argv):
 
 def _copy_of(value):
     """A value that shares nothing mutable with ``value`` (strings are immutable)."""
+    if type(value) is Stream:           # entries, consumer groups and their PELs
+        return value.copy()
     return value if type(value) is bytes else (
         deque(value) if type(value) is deque else type(value)(value))
 

@@ -5,11 +5,14 @@ between workbench nodes, not to or from a real Valkey), built the way Valkey bui
 own -- a type, the value, then a footer of a format version and a checksum::
 
     payload  = type (1 byte) | value | version (2 bytes, little endian) | CRC-32 (4 bytes, LE)
-    type     = 0 string, 1 list, 2 set, 3 sorted set, 4 hash   (Valkey's RDB type numbers)
+    type     = 0 string, 1 list, 2 set, 3 sorted set, 4 hash   (Valkey's RDB type numbers),
+               15 stream
     value    = string:     blob
                list, set:  count, then count blobs           (a list head to tail)
                sorted set: count, then count (blob, score)   (score: 8-byte IEEE double, BE)
                hash:       count, then count (field blob, value blob)
+               stream:     blob of the RESP-encoded commands that rebuild it, as the AOF
+                           rewrite spells them (XADD .., XSETID, XGROUP CREATE, XCLAIM ..)
     blob     = length (4 bytes, big endian) | bytes
     count    = 4 bytes, big endian
 
@@ -36,6 +39,7 @@ from .values import parse_int
 
 FORMAT_VERSION = 1
 STRING, LIST, SET, ZSET, HASH = 0, 1, 2, 3, 4
+STREAM = 15         # added later: payloads of the other types are unchanged
 
 BAD_PAYLOAD = ReplyError("ERR DUMP payload version or checksum are wrong")
 BAD_FORMAT = ReplyError("ERR Bad data format")
@@ -79,6 +83,11 @@ def serialize(value) -> bytes:
         for member, score in value.items():
             _blob(out, member)
             out.append(_DOUBLE.pack(score))
+    elif kind.__name__ == "Stream":
+        from ..resp import encode_command
+        from .snapshot import stream_commands
+        out.append(bytes([STREAM]))
+        _blob(out, b"".join(encode_command(c) for c in stream_commands(b"s", value)))
     else:
         raise TypeError(f"cannot serialize a {kind.__name__} value")
     body = b"".join(out) + struct.pack("<H", FORMAT_VERSION)
@@ -145,11 +154,24 @@ def deserialize(payload: bytes):
             value.add(member, score)
         if not len(value) or len(value) != count:
             raise ValueError("empty sorted set or repeated members")
+    elif kind == STREAM:
+        value = _stream_from(r.blob())
     else:
         raise ValueError(f"unknown type {kind}")
     if r.pos != len(r.data):
         raise ValueError("trailing bytes")
     return value
+
+
+def _stream_from(commands: bytes):
+    """Replay a stream's rebuilding commands into a scratch keyspace (as an AOF loads)."""
+    from .keyspace import Keyspace
+    from .snapshot import load
+    scratch = Keyspace(databases=1)
+    load(scratch, commands, now_ms=2**62)      # later than any delivery time it names
+    if list(scratch.dbs[0].data) != [b"s"]:
+        raise ValueError("not one stream")
+    return scratch.dbs[0].data[b"s"]
 
 
 # -- the commands ---------------------------------------------------------------------------

@@ -24,13 +24,15 @@ from collections import deque
 
 from ..resp import ReplyError
 from .table import CommandSpec, lookup
+from .stream import Stream
 from .zset import ZSet
 
 WRONGTYPE = ReplyError("WRONGTYPE Operation against a key holding the wrong kind of value")
 NOT_INTEGER = ReplyError("ERR value is not an integer or out of range")
 SYNTAX = ReplyError("ERR syntax error")
 
-TYPE_NAMES = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set", ZSet: b"zset"}
+TYPE_NAMES = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set", ZSet: b"zset",
+              Stream: b"stream"}
 
 
 class Database:

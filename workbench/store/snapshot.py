@@ -18,6 +18,7 @@ from itertools import islice
 from ..resp import ReplyError, RequestParser, encode_command
 from .keyspace import Keyspace
 from .table import lookup
+from .stream import Stream, id_text
 from .zset import ZSet, score_text
 
 CHUNK = 128     # elements per rebuilding command (Valkey's AOF rewrite uses 64)
@@ -47,8 +48,34 @@ def key_commands(key: bytes, value):
         for chunk in _chunks(value.items(), CHUNK):
             yield [b"ZADD", key, *(part for member, score in chunk
                                    for part in (score_text(score), member))]
+    elif kind is Stream:
+        yield from stream_commands(key, value)
     else:
         raise TypeError(f"cannot dump a {kind.__name__} value")
+
+
+def stream_commands(key: bytes, stream: Stream):
+    """A stream as Valkey's AOF rewrite spells it: its entries by XADD (an empty stream
+    by ``XADD .. MAXLEN 0``), its counters by XSETID, each group by XGROUP CREATE ..
+    ENTRIESREAD, its pending entries by XCLAIM .. FORCE and its idle consumers by XGROUP
+    CREATECONSUMER."""
+    if len(stream):
+        for entry_id, fields in stream.entries.items():
+            yield [b"XADD", key, id_text(entry_id), *fields]
+    else:
+        yield [b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]
+    yield [b"XSETID", key, id_text(stream.last_id), b"ENTRIESADDED",
+           b"%d" % stream.entries_added, b"MAXDELETEDID", id_text(stream.max_deleted_id)]
+    for name, group in stream.groups.items():
+        yield [b"XGROUP", b"CREATE", key, name, id_text(group.last_id), b"ENTRIESREAD",
+               b"%d" % group.entries_read]
+        for entry_id, pending in group.pel.items():
+            yield [b"XCLAIM", key, name, pending.consumer, b"0", id_text(entry_id), b"TIME",
+                   b"%d" % pending.delivery_time, b"RETRYCOUNT",
+                   b"%d" % pending.delivery_count, b"JUSTID", b"FORCE"]
+        for consumer in group.consumers:
+            if not group.consumers[consumer].pel:
+                yield [b"XGROUP", b"CREATECONSUMER", key, name, consumer]
 
 
 def dump_commands(keyspace: Keyspace, now_ms: int):
