@@ -247,6 +247,8 @@ class Node:
         name = name.lower()
         if name == "notify-keyspace-events":
             server.pubsub.configure(self.config[name])
+        elif name == "slowlog-log-slower-than":
+            server.slowlog_threshold_us = self.config[name]
         elif name == "appendonly":
             if self.config[name] and server.aof is None:
                 server.start_aof()

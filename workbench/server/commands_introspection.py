@@ -9,7 +9,7 @@ change nothing. Three pieces of bookkeeping feed them, all kept off the hot path
   ``CLIENT NO-TOUCH`` client), as Valkey's LRU clock does at one-second resolution; only
   the most recent :data:`ACCESS_STAMPS` keys keep a stamp of their own.
 * **The slow log** (``SLOWLOG``): commands slower than ``slowlog-log-slower-than``
-  microseconds, timed with two ``perf_counter_ns`` calls only while the threshold is on.
+  microseconds, timed with two ``monotonic_ns`` calls only while the threshold is on.
 * **Encodings promoted once** (``OBJECT ENCODING``): Valkey turns a compact container
   (listpack, intset) into a big one when it outgrows a ``*-max-listpack-*`` limit and never
   turns it back (lists excepted, below half the limit). The encoding is computed from the
@@ -461,9 +461,9 @@ def trimmed(argv: list) -> list:
 
 
 def slow_log(server, conn, spec, argv, started_ns: int) -> None:
-    """After a command that started at ``started_ns`` (``perf_counter_ns``): log it if it
+    """After a command that started at ``started_ns`` (``monotonic_ns``): log it if it
     took at least ``slowlog-log-slower-than`` microseconds."""
-    micros = (time.perf_counter_ns() - started_ns) // 1000
+    micros = (time.monotonic_ns() - started_ns) // 1000
     threshold = server.config["slowlog-log-slower-than"]      # the command may have set it
     if 0 <= threshold <= micros:
         server.slowlog.record(server, conn, spec, argv, micros)

@@ -32,7 +32,7 @@ from . import dataset, gating
 from .blocking import UNBLOCKED_ROLE, BlockedClients
 from .commands_admin import protected_refusal
 from .commands_client import paused_reply
-from .commands_introspection import Slowlog, slow_log, touch as touch_keys
+from .commands_introspection import ACCESS_STAMPS, Slowlog, slow_log, touch as touch_keys
 from .commands_observe import feed_monitors
 from .connection import Blocked, ClientConnection, NO_REPLY
 from .persistence import AofPersistence, StreamClient
@@ -109,6 +109,7 @@ class NodeServer(AofPersistence):
         self.log_lines: list[str] = []
         # introspection (commands_introspection.py): SLOWLOG, OBJECT IDLETIME, CLIENT PAUSE
         self.slowlog = Slowlog()
+        self.slowlog_threshold_us = self.config["slowlog-log-slower-than"]   # -1: off
         self.key_access: dict = {}               # (db, key) -> unix second of its last access
         self.key_access_forgotten = 0            # the newest stamp dropped from key_access
         self.no_touch: set = set()               # CLIENT NO-TOUCH ON connections
@@ -252,10 +253,20 @@ class NodeServer(AofPersistence):
             return ReplyError(f"ERR Can't execute '{spec.name.lower()}': only (P|S)SUBSCRIBE / "
                               "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
         conn.last_command = argv[0]
-        if spec.first_key and len(argv) > spec.first_key and conn not in self.no_touch:
-            # OBJECT IDLETIME: stamp the keys as accessed
-            touch_keys(self, conn.db, (argv[spec.first_key],) if spec.last_key == spec.first_key
-                       else spec.keys(argv), int(time.time()))
+        first = spec.first_key
+        if first and len(argv) > first and conn not in self.no_touch:
+            # OBJECT IDLETIME: stamp the keys as accessed (at the batch's clock)
+            now_s = now_ms // 1000 if now_ms is not None else int(time.time())
+            if spec.last_key == first:
+                item = (conn.db, argv[first])
+                access = self.key_access
+                if item in access:
+                    del access[item]             # re-inserted last: the most recent
+                access[item] = now_s
+                if len(access) > ACCESS_STAMPS:
+                    touch_keys(self, conn.db, (), now_s)     # forget the oldest
+            else:
+                touch_keys(self, conn.db, spec.keys(argv), now_s)
         if spec.is_write and not conn.is_primary_link:
             refusal = self.write_refusal()
             if refusal is not None:
@@ -278,7 +289,7 @@ class NodeServer(AofPersistence):
         if self.monitors and not spec.flags & _NOT_MONITORED:
             feed_monitors(self, conn, argv)
         # SLOWLOG: time the command while the threshold is on (-1: off)
-        started = time.perf_counter_ns() if self.config["slowlog-log-slower-than"] >= 0 else 0
+        started = time.monotonic_ns() if self.slowlog_threshold_us >= 0 else 0
         try:
             if spec.is_server:
                 reply = SERVER_HANDLERS[spec.name](self, conn, argv)
@@ -288,7 +299,7 @@ class NodeServer(AofPersistence):
             self.log(f"Internal error running {spec.name}: {err!r}")
             reply = ReplyError(f"ERR internal error running '{spec.name.lower()}': "
                                f"{type(err).__name__}: {err}")
-        if started:
+        if started and (time.monotonic_ns() - started) // 1000 >= self.slowlog_threshold_us:
             slow_log(self, conn, spec, argv, started)
         if self.blocked_clients.ready and self._in_exec is None:
             self.blocked_clients.serve()         # the command (a whole EXEC) has finished
