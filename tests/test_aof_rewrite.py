@@ -49,6 +49,10 @@ def test_rewrite_is_refused_where_the_aof_is_not_the_nodes_to_rewrite():
     with wb.Cluster(mode="aof", nodes=1, record=False) as cluster:
         with pytest.raises(redis.ResponseError, match="write-behind log owns the AOF"):
             cluster.client().bgrewriteaof()
+    with wb.Cluster(mode="raft", nodes=3, record=False) as cluster:
+        cluster.primary(timeout=20)
+        with pytest.raises(redis.ResponseError, match="not supported on a raft node"):
+            cluster.client().bgrewriteaof()
 
 
 def test_config_help_and_arity_side_by_side(both):

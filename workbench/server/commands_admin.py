@@ -188,11 +188,11 @@ def bgrewriteaof(server, conn, argv):
     not the node's to rewrite (no AOF, a raft node, the write-behind log) or while
     writes still wait to become durable."""
     from .debug_tools import rewrite_aof, rewrite_refusal
-    if server.aof is None:
-        return ReplyError("ERR BGREWRITEAOF needs an AOF: appendonly is off on this node")
     refusal = rewrite_refusal(server, "BGREWRITEAOF")
     if refusal is not None:
         return refusal
+    if server.aof is None:
+        return ReplyError("ERR BGREWRITEAOF needs an AOF: appendonly is off on this node")
     failed = rewrite_aof(server)
     if failed is not None:
         return failed
