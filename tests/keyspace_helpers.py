@@ -22,3 +22,9 @@ def error(ks, *args, now=1_000):
     r = reply(ks, *args, now=now)
     assert isinstance(r, ReplyError), r
     return r.text
+
+
+def outcome(ks, *args, now=1_000, db=0):
+    """The reply, or ``("error", text)`` for an error reply: comparable with ``==``."""
+    r = reply(ks, *args, now=now, db=db)
+    return ("error", r.text) if isinstance(r, ReplyError) else r

@@ -19,20 +19,10 @@ from workbench.store import geohash
 from workbench.store.cmd_geo import coordinate, distance_text, points_in_shape
 from workbench.store.zset import ZSet
 
+from keyspace_helpers import outcome as reply, run
+
 PALERMO = (13.361389, 38.115556)
 CATANIA = (15.087269, 37.502669)
-
-
-def run(ks, *words, now=0):
-    return ks.execute([w if isinstance(w, bytes) else str(w).encode() for w in words],
-                      now_ms=now)
-
-
-def reply(ks, *words):
-    out = run(ks, *words)
-    if isinstance(out.reply, ReplyError):
-        return ("error", out.reply.text)
-    return out.reply
 
 
 @pytest.fixture

@@ -12,23 +12,13 @@ import random
 
 import pytest
 
-from workbench.resp import NULL_ARRAY, Double, ReplyError, encode
+from workbench.resp import NULL_ARRAY, Double, encode
 from workbench.store import Keyspace, lookup
 from workbench.store.cmd_zsets import parse_score, scored
 from workbench.store.snapshot import dump, dump_commands, load
 from workbench.store.zset import LEX_MAX, LEX_MIN, ZSet, score_text
 
-
-def run(ks, *words, now=0):
-    return ks.execute([w if isinstance(w, bytes) else str(w).encode() for w in words],
-                      now_ms=now)
-
-
-def reply(ks, *words):
-    out = run(ks, *words)
-    if isinstance(out.reply, ReplyError):
-        return ("error", out.reply.text)
-    return out.reply
+from keyspace_helpers import outcome as reply, run
 
 
 @pytest.fixture

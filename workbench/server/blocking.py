@@ -396,24 +396,26 @@ def _now_ms() -> int:
 # -- the commands ----------------------------------------------------------------------------
 # Flags as in Valkey 8 (Redis 7.0 also has noscript on BLPOP/BRPOP/BLMOVE/BRPOPLPUSH/BZPOP*,
 # and "slow" on BLPOP/BRPOP): inside a script they do not block.
-def _single_pop(server, conn, argv, left: bool):
+def _keys_then_timeout(server, conn, argv, attempt_on):
+    """``CMD key [key ...] timeout`` (BLPOP, BRPOP, BZPOPMIN, BZPOPMAX): try, or block;
+    ``attempt_on(keys)`` is the command's :class:`Attempt`."""
     try:
         timeout_ms = parse_timeout(argv[-1], _now_ms())
     except ReplyError as err:
         return err
-    return _pop_or_block(server, conn, _pop_one(argv[1:-1], left), timeout_ms)
+    return _pop_or_block(server, conn, attempt_on(argv[1:-1]), timeout_ms)
 
 
 @handles("BLPOP", -3, "write fast blocking", 1, -2, 1, group="list", since="2.0.0")
 def blpop(server, conn, argv):
     """Pop the first element of the first non-empty list, or block until there is one."""
-    return _single_pop(server, conn, argv, left=True)
+    return _keys_then_timeout(server, conn, argv, lambda keys: _pop_one(keys, left=True))
 
 
 @handles("BRPOP", -3, "write fast blocking", 1, -2, 1, group="list", since="2.0.0")
 def brpop(server, conn, argv):
     """Pop the last element of the first non-empty list, or block until there is one."""
-    return _single_pop(server, conn, argv, left=False)
+    return _keys_then_timeout(server, conn, argv, lambda keys: _pop_one(keys, left=False))
 
 
 def _end(raw: bytes) -> bool:
@@ -461,24 +463,16 @@ def blmpop(server, conn, argv):
     return _pop_or_block(server, conn, _pop_many(keys, left, count), timeout_ms)
 
 
-def _single_zpop(server, conn, argv, highest: bool):
-    try:
-        timeout_ms = parse_timeout(argv[-1], _now_ms())
-    except ReplyError as err:
-        return err
-    return _pop_or_block(server, conn, _zpop_one(argv[1:-1], highest), timeout_ms)
-
-
 @handles("BZPOPMIN", -3, "write fast blocking", 1, -2, 1, group="sorted-set", since="5.0.0")
 def bzpopmin(server, conn, argv):
     """Pop the lowest-scored member of the first non-empty sorted set, or block."""
-    return _single_zpop(server, conn, argv, highest=False)
+    return _keys_then_timeout(server, conn, argv, lambda keys: _zpop_one(keys, highest=False))
 
 
 @handles("BZPOPMAX", -3, "write fast blocking", 1, -2, 1, group="sorted-set", since="5.0.0")
 def bzpopmax(server, conn, argv):
     """Pop the highest-scored member of the first non-empty sorted set, or block."""
-    return _single_zpop(server, conn, argv, highest=True)
+    return _keys_then_timeout(server, conn, argv, lambda keys: _zpop_one(keys, highest=True))
 
 
 @handles("BZMPOP", -5, "write blocking movablekeys", 0, 0, 0, group="sorted-set",

@@ -101,11 +101,6 @@ def _digest_value(server, conn, argv):
     return out
 
 
-def dataset_payload(server) -> bytes:
-    """The libraries and the keyspace as the commands that rebuild them."""
-    return dataset.dump(server, int(time.time() * 1000))
-
-
 def rewrite_refusal(server, what: str) -> ReplyError | None:
     """Why the AOF cannot be rewritten from the keyspace right now, if it cannot."""
     if server.raft is not None:
@@ -125,7 +120,7 @@ def rewrite_aof(server) -> ReplyError | None:
     """Replace the AOF with the commands that rebuild the keyspace (atomically: temp
     file, fsync, rename); an error reply if the disk refused."""
     try:
-        server.aof.rewrite(dataset_payload(server))
+        server.aof.rewrite(dataset.dump(server, int(time.time() * 1000)))
     except OSError as err:
         return ReplyError(f"ERR Error trying to rewrite the AOF: {err}")
     server.aof_db = -1
@@ -156,9 +151,10 @@ def _reload(server, conn, argv):
         server.keyspace.flush()
         server._load_aof()
     else:
-        payload = dataset_payload(server)
+        now_ms = int(time.time() * 1000)
+        payload = dataset.dump(server, now_ms)
         server.keyspace.flush()
-        dataset.load(server, payload, int(time.time() * 1000))
+        dataset.load(server, payload, now_ms)
     server.touch_db(None)                     # WATCHed keys: the values were replaced
     server.last_save = time.time()
     return OK
